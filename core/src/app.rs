@@ -1,0 +1,184 @@
+//! Assembling the hub: storage, shared state, core APIs, built-in plugins, middleware. The
+//! binary and every in-process test build the app through [`Hub::build`].
+
+use std::sync::{Arc, Once};
+
+use anyhow::Context;
+use poem::endpoint::{BoxEndpoint, make_sync};
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route};
+use poem_openapi::{OpenApi, OpenApiService};
+use sea_orm::DatabaseConnection;
+use thub_plugin_sdk::{ApiError, Clock, EventBus, Fallback, PluginContext, SystemClock};
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+use crate::http::{self, OriginPolicy};
+use crate::meta::MetaApi;
+use crate::plugins::{self, PluginApis};
+use crate::storage;
+
+/// Every OpenAPI route the hub serves: core first, then the built-in plugins.
+type AllApis = (MetaApi, PluginApis);
+
+/// A built hub: its shared state and the HTTP endpoint that serves it.
+pub struct Hub {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The event bus.
+    pub events: EventBus,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Accounts, sessions and tokens.
+    pub accounts: Arc<Accounts>,
+    /// Ids of the mounted built-in plugins.
+    pub plugins: Vec<&'static str>,
+    endpoint: Arc<BoxEndpoint<'static, Response>>,
+    spec: String,
+}
+
+impl Hub {
+    /// Builds the hub on the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the hub: opens and migrates the database, builds core services and plugins, and
+    /// assembles routes and middleware.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        install_crypto_providers();
+        let config = Arc::new(config);
+        let root = config.root()?;
+        let db = storage::connect(&config).await?;
+        storage::migrate(&db).await?;
+
+        let events = EventBus::new(1024, clock.clone());
+        let accounts = Arc::new(Accounts::new(db.clone(), clock.clone()));
+        let context = PluginContext::new(db.clone(), accounts.clone(), events.clone(), clock.clone(), root);
+        let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
+
+        let apis: AllApis = (MetaApi::new(db.clone()), plugin_apis);
+        let service = OpenApiService::new(apis, "thub", env!("CARGO_PKG_VERSION"))
+            .description("Registry, identity provider and PyScript hub. SyftHub-compatible under /api/v1.");
+        let spec = pruned_spec(&service, &assembly.disabled)?;
+        let docs_html = service.swagger_ui_html().replace(&service.spec(), &spec);
+
+        let mut route = Route::new();
+        let api_endpoint = Arc::new(http::limit_body(service.into_endpoint(), config.server.max_body_bytes).boxed());
+        for path in api_paths::<AllApis>() {
+            route = route.at(path, SharedEndpoint(api_endpoint.clone()));
+        }
+        let spec_body = spec.clone();
+        route = route
+            .at(
+                "/openapi.json",
+                make_sync(move |_| Response::builder().content_type("application/json").body(spec_body.clone())),
+            )
+            .at("/docs", make_sync(move |_| Html(docs_html.clone())));
+        for (path, endpoint) in assembly.routes {
+            route = route.at(path, endpoint);
+        }
+        let fallbacks = Arc::new(assembly.fallbacks);
+        let route =
+            route.at("/", FallbackChain { fallbacks: fallbacks.clone() }).at("/*path", FallbackChain { fallbacks });
+
+        let policy = OriginPolicy { allowed: config.server.cors_origins.clone() };
+        let app = http::trim_api_trailing_slash(route)
+            .data(accounts.clone() as Arc<dyn thub_plugin_sdk::Authenticator>)
+            .data(accounts.clone());
+        let app = http::apply_origin_policy(app, policy);
+        let app = http::isolate_cross_origin(app);
+        let app = app.with_if(config.server.compression, poem::middleware::Compression::new());
+        let endpoint = http::observe(app).boxed();
+
+        Ok(Self { config, db, events, clock, accounts, plugins: assembly.enabled, endpoint: Arc::new(endpoint), spec })
+    }
+
+    /// The HTTP endpoint (cheap to clone; share it between servers and test clients).
+    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        SharedEndpoint(self.endpoint.clone())
+    }
+
+    /// The served OpenAPI document (JSON).
+    pub fn openapi_json(&self) -> &str {
+        &self.spec
+    }
+}
+
+struct SharedEndpoint(Arc<BoxEndpoint<'static, Response>>);
+
+impl Endpoint for SharedEndpoint {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        self.0.call(request).await
+    }
+}
+
+/// Installs the process-wide crypto providers (ring for rustls and for jsonwebtoken). Every
+/// entry point that builds a hub calls this; it is idempotent.
+pub fn install_crypto_providers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another part of the process installed one first; ring is the only one we link.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::accounts::jwt::install_provider();
+    });
+}
+
+fn pruned_spec<T: OpenApi>(service: &OpenApiService<T, ()>, disabled: &[&str]) -> anyhow::Result<String> {
+    let mut document: serde_json::Value =
+        serde_json::from_str(&service.spec()).context("the generated OpenAPI document is not JSON")?;
+    plugins::prune_spec(&mut document, disabled);
+    serde_json::to_string_pretty(&document).context("cannot render the OpenAPI document")
+}
+
+/// Every OpenAPI path of `T`, in poem's route syntax (`/users/{id}` → `/users/:id`).
+fn api_paths<T: OpenApi>() -> Vec<String> {
+    let mut paths: Vec<String> = T::meta()
+        .into_iter()
+        .flat_map(|api| api.paths.into_iter())
+        .map(|path| {
+            path.path
+                .split('/')
+                .map(|segment| match segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
+                    Some(name) => format!(":{name}"),
+                    None => segment.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Paths no route matched go to the first plugin fallback that claims them (owner pages, then
+/// static files); `/` with no claimant answers the welcome document, anything else 404.
+struct FallbackChain {
+    fallbacks: Arc<Vec<Arc<dyn Fallback>>>,
+}
+
+impl Endpoint for FallbackChain {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        for fallback in self.fallbacks.iter() {
+            if fallback.claims(&request).await {
+                return fallback.handle(request).await;
+            }
+        }
+        if request.uri().path() == "/" && request.method() == poem::http::Method::GET {
+            let welcome = serde_json::json!({
+                "message": "Welcome to thub",
+                "version": env!("CARGO_PKG_VERSION"),
+                "docs": "/docs",
+            });
+            return Ok(Response::builder().content_type("application/json").body(welcome.to_string()));
+        }
+        Err(ApiError::not_found("route.not_found", "Not Found").into())
+    }
+}

@@ -1,0 +1,421 @@
+//! The one typed configuration, and the only module that reads the environment.
+//!
+//! Layers, later wins: defaults in code → `thub.toml` in the hub folder (or `--config PATH`) →
+//! `THUB_*` environment variables (nested keys joined with `__`, e.g. `THUB_SERVER__PORT=9000`)
+//! → command-line flags. Unknown keys are a start-up error naming the key. A secret may be given
+//! inline or as a path in the sibling `*_file` key. `config/thub.example.toml` documents every
+//! key and a test keeps it equal to [`Config::default`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The file name looked up in the hub folder when no `--config` is given.
+pub const CONFIG_FILE: &str = "thub.toml";
+
+/// Everything thub can be told.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listening, hub folder, limits.
+    pub server: ServerConfig,
+    /// Where data lives.
+    pub database: DatabaseConfig,
+    /// Shared state for several instances (revocation, rate limits, channel fan-out).
+    pub redis: RedisConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Accounts and hub session tokens.
+    pub auth: AuthConfig,
+    /// The identity provider (satellite tokens).
+    pub idp: IdpConfig,
+    /// Built-in plugins, one `[plugins.<id>]` section each.
+    pub plugins: PluginsConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    pub port: u16,
+    /// The hub folder: static files, `thub.toml`. Relative paths are relative to the working folder.
+    pub root: PathBuf,
+    /// Where thub keeps its own files (the SQLite database); relative to `root`. Never served.
+    pub data_dir: PathBuf,
+    /// The URL users reach the hub at, e.g. `https://hub.example.com`. Empty: taken from each
+    /// request. Decides the `Secure` cookie flag and the default token issuer.
+    pub public_url: String,
+    /// Extra origins allowed to call the API from browsers (CORS) and to open WebSockets.
+    /// The hub's own origin is always allowed; nothing else is by default.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Compress responses (gzip, brotli) when the client accepts it.
+    pub compression: bool,
+    /// Seconds in-flight requests get to finish on SIGINT/SIGTERM.
+    pub shutdown_grace_seconds: u64,
+    /// Watch the hub folder and tell open pages to reload when it changes.
+    pub reload: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8000,
+            root: PathBuf::from("."),
+            data_dir: PathBuf::from(".thub"),
+            public_url: String::new(),
+            cors_origins: Vec::new(),
+            max_body_bytes: 2 * 1024 * 1024,
+            compression: true,
+            shutdown_grace_seconds: 30,
+            reload: false,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`. Empty: a SQLite file `thub.db` in the data folder.
+    pub url: Secret,
+    /// Read the URL from this file instead (it may hold a password).
+    pub url_file: Option<PathBuf>,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: Secret::default(), url_file: None, max_connections: 10, connect_timeout_seconds: 5 }
+    }
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://…`. Empty: shared state stays in this process (fine for one instance).
+    pub url: Secret,
+    /// Read the URL from this file instead.
+    pub url_file: Option<PathBuf>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `info,thub_core=debug`. `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".to_owned() }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret for hub access and refresh tokens. Empty: one is generated on first start
+    /// and kept in the database, so every instance sharing it agrees.
+    pub secret: Secret,
+    /// Read the secret from this file instead.
+    pub secret_file: Option<PathBuf>,
+    /// Access-token (and `session` cookie) lifetime.
+    pub access_token_minutes: i64,
+    /// Refresh-token lifetime.
+    pub refresh_token_days: i64,
+    /// Shortest accepted password.
+    pub min_password_length: usize,
+    /// Failed logins allowed per account per window.
+    pub login_attempts_per_account: u32,
+    /// Login and token requests allowed per client address per window.
+    pub login_attempts_per_address: u32,
+    /// The rate-limit window.
+    pub login_window_seconds: u64,
+    /// Whether `POST /api/v1/auth/register` is open to anyone.
+    pub open_registration: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            secret: Secret::default(),
+            secret_file: None,
+            access_token_minutes: 30,
+            refresh_token_days: 7,
+            min_password_length: 8,
+            login_attempts_per_account: 10,
+            login_attempts_per_address: 30,
+            login_window_seconds: 300,
+            open_registration: true,
+        }
+    }
+}
+
+/// `[idp]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdpConfig {
+    /// `iss` of satellite tokens. Empty: `server.public_url`, else `https://hub.syft.com`
+    /// (the issuer syfthub satellites expect by default).
+    pub issuer: String,
+    /// Satellite-token lifetime.
+    pub satellite_token_seconds: i64,
+    /// Audiences (service names) anyone may request a token for, besides any active user's
+    /// username.
+    pub allowed_audiences: Vec<String>,
+    /// RSA modulus size of generated signing keys.
+    pub rsa_key_bits: usize,
+    /// How long a rotated-out key stays in the JWKS, so tokens it signed still verify.
+    pub key_overlap_hours: i64,
+    /// `Cache-Control: max-age` of the JWKS, in seconds.
+    pub jwks_max_age_seconds: u64,
+}
+
+impl Default for IdpConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            satellite_token_seconds: 60,
+            allowed_audiences: vec!["syftai-space".to_owned()],
+            rsa_key_bits: 2048,
+            key_overlap_hours: 24,
+            jwks_max_age_seconds: 3600,
+        }
+    }
+}
+
+/// `[plugins]`: the built-in plugins' sections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {}
+
+/// A secret string: never printed. `Debug` and `Serialize` show `<redacted>` when it is set.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no value is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+/// Where configuration comes from, besides the built-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// `--config PATH`; when absent, `thub.toml` in the working folder if it exists.
+    pub file: Option<PathBuf>,
+    /// Whether to read `THUB_*` environment variables.
+    pub environment: bool,
+    /// Flag overrides, applied last.
+    pub overrides: Overrides,
+}
+
+/// Command-line flags that override configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--host`.
+    pub host: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--reload`.
+    pub reload: bool,
+}
+
+impl Config {
+    /// Loads configuration from `sources`, then reads `*_file` secrets and resolves paths.
+    pub fn load(sources: &ConfigSources) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        match &sources.file {
+            Some(path) => {
+                anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(CONFIG_FILE));
+            }
+            None => {}
+        }
+        if sources.environment {
+            figment = figment.merge(Env::prefixed("THUB_").split("__"));
+        }
+        let mut config: Config = figment.extract().map_err(|error| {
+            // figment names the key and the source ("for key `server.prot` in thub.toml").
+            anyhow::anyhow!("invalid configuration: {}", one_line(&error))
+        })?;
+        if let Some(host) = &sources.overrides.host {
+            config.server.host = host.clone();
+        }
+        if let Some(port) = sources.overrides.port {
+            config.server.port = port;
+        }
+        config.server.reload |= sources.overrides.reload;
+        config.read_secret_files()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document on top of the defaults (no environment, no files).
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|error| anyhow::anyhow!("invalid configuration: {}", one_line(&error)))
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`thub config`).
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        toml::to_string_pretty(self).context("cannot render the configuration")
+    }
+
+    /// The hub folder, absolute.
+    pub fn root(&self) -> anyhow::Result<PathBuf> {
+        let root = std::path::absolute(&self.server.root)
+            .with_context(|| format!("cannot resolve hub folder {}", self.server.root.display()))?;
+        Ok(root)
+    }
+
+    /// The data folder, absolute.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.root()?.join(&self.server.data_dir))
+    }
+
+    /// The database URL, defaulting to the SQLite file in the data folder.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if !self.database.url.is_empty() {
+            return Ok(self.database.url.expose().to_owned());
+        }
+        let file = self.data_dir()?.join("thub.db");
+        Ok(format!("sqlite://{}", file.display()))
+    }
+
+    fn read_secret_files(&mut self) -> anyhow::Result<()> {
+        read_secret_file(&mut self.database.url, self.database.url_file.as_deref(), "database.url")?;
+        read_secret_file(&mut self.redis.url, self.redis.url_file.as_deref(), "redis.url")?;
+        read_secret_file(&mut self.auth.secret, self.auth.secret_file.as_deref(), "auth.secret")?;
+        Ok(())
+    }
+}
+
+fn read_secret_file(target: &mut Secret, file: Option<&Path>, key: &str) -> anyhow::Result<()> {
+    let Some(file) = file else { return Ok(()) };
+    anyhow::ensure!(target.is_empty(), "set either {key} or {key}_file, not both");
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {key}_file {}", file.display()))?;
+    *target = Secret::new(text.trim_end_matches(['\r', '\n']));
+    Ok(())
+}
+
+fn one_line(error: &figment::Error) -> String {
+    error.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/thub.example.toml");
+
+    #[test]
+    fn example_file_equals_the_defaults() {
+        let example = Config::from_toml(EXAMPLE).expect("example parses");
+        assert_eq!(example, Config::default());
+    }
+
+    #[test]
+    fn example_file_documents_every_key() {
+        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialise");
+        let example: toml::Value = toml::from_str(EXAMPLE).expect("example is TOML");
+        let mut missing = Vec::new();
+        missing_keys(&defaults, &example, "", &mut missing);
+        assert!(missing.is_empty(), "keys missing from config/thub.example.toml: {missing:?}");
+    }
+
+    fn missing_keys(defaults: &toml::Value, example: &toml::Value, path: &str, missing: &mut Vec<String>) {
+        let toml::Value::Table(defaults) = defaults else { return };
+        for (key, value) in defaults {
+            let key_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            match example.get(key) {
+                Some(example_value) => missing_keys(value, example_value, &key_path, missing),
+                None => missing.push(key_path),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Config::from_toml("[server]\nprot = 1\n").expect_err("unknown key");
+        let message = error.to_string();
+        assert!(message.contains("prot"), "{message}");
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let error = Config::from_toml("[server]\nport = \"eighty\"\n").expect_err("wrong type");
+        assert!(error.to_string().contains("port"), "{error}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut config = Config::default();
+        config.auth.secret = Secret::new("hunter2");
+        config.database.url = Secret::new("postgres://user:pw@db/thub");
+        let rendered = config.to_redacted_toml().expect("renders");
+        assert!(!rendered.contains("hunter2"));
+        assert!(!rendered.contains("pw@db"));
+        assert!(rendered.contains("<redacted>"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_files_are_read_and_exclusive() {
+        let dir = std::env::temp_dir().join(format!("thub-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "s3cret\n").expect("write");
+        let mut config = Config::default();
+        config.auth.secret_file = Some(secret.clone());
+        config.read_secret_files().expect("reads");
+        assert_eq!(config.auth.secret.expose(), "s3cret");
+        // Both inline and file is ambiguous.
+        config.read_secret_files().expect_err("both set");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,16 @@
+//! The thub host: configuration, storage, accounts and the identity provider, the HTTP
+//! boundary, the plugin host, and the CLI. See `ARCHITECTURE.md` for the map.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod meta;
+pub mod plugins;
+pub mod server;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::Hub;
+pub use config::Config;

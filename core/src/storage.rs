@@ -1,0 +1,116 @@
+//! Opening the database (SQLite by default, PostgreSQL when configured) and migrating it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use thub_migrations::{Migrator, MigratorTrait};
+
+use crate::config::Config;
+
+/// Opens the configured database: creates the data folder and the SQLite file on first start,
+/// turns on WAL and foreign keys, and checks the database answers.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = config.database_url()?;
+    if url.starts_with("sqlite:") && config.database.url.is_empty() {
+        create_private_dir(&config.data_dir()?)?;
+    }
+    open(&url, config.database.max_connections, config.database.connect_timeout_seconds).await
+}
+
+/// Opens `url` with thub's connection settings.
+pub async fn open(url: &str, max_connections: u32, timeout_seconds: u64) -> anyhow::Result<DatabaseConnection> {
+    let shown = redact_url(url);
+    anyhow::ensure!(
+        url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"),
+        "unsupported database URL {shown}: use sqlite:// or postgres://"
+    );
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max_connections.max(1))
+        .connect_timeout(Duration::from_secs(timeout_seconds))
+        .acquire_timeout(Duration::from_secs(timeout_seconds))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|options| {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    let db = Database::connect(options)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot open database {shown}: {}", root_message(&error)))?;
+    // SQLite opens anything lazily; a query proves the file really is a database.
+    db.execute_unprepared("SELECT 1")
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot use database {shown}: {}", root_message(&error)))?;
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot migrate the database: {}", root_message(&error)))
+}
+
+/// Whether the database answers a trivial query (`/ready`).
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// A short name of the backend for start-up lines.
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "other",
+    }
+}
+
+/// `url` with any password replaced, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn root_message(error: &sea_orm::DbErr) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(next) = source {
+        message = next.to_string();
+        source = next.source();
+    }
+    message
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data folder {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict data folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact_url("postgres://bob:pw@db:5432/x"), "postgres://bob:***@db:5432/x");
+        assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+    }
+}

@@ -1,0 +1,239 @@
+//! Who is calling: the principal, the extractors handlers use, and the account lookups plugins
+//! may make. The host implements [`Authenticator`] and [`AccountDirectory`]; plugins only see
+//! these traits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use poem::Request;
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// A site-wide role. Stored as a lowercase string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    /// Site administrator: bypasses ownership checks.
+    Admin,
+    /// A regular account.
+    User,
+    /// A restricted account.
+    Guest,
+}
+
+impl Role {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Guest => "guest",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            "guest" => Some(Role::Guest),
+            _ => None,
+        }
+    }
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A hub session (access token or `session` cookie) of the given session id.
+    Session {
+        /// The session (refresh-token family) id.
+        session_id: String,
+    },
+    /// A personal API token (`syft_pat_…`) of the given id.
+    ApiToken {
+        /// The API token's database id.
+        token_id: i64,
+    },
+}
+
+/// The authenticated caller, as read from storage on this request (never from token claims).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// User id.
+    pub user_id: i64,
+    /// Lowercase username.
+    pub username: String,
+    /// Lowercase email.
+    pub email: String,
+    /// Site role.
+    pub role: Role,
+    /// Whether the account is active.
+    pub is_active: bool,
+    /// How the caller authenticated.
+    pub method: AuthMethod,
+}
+
+impl Principal {
+    /// Whether the caller is a site administrator.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// Resolves the caller of a request. Implemented by the host.
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    /// `Ok(None)` when the request carries no credentials; `Err` (401) when it carries bad ones.
+    /// Inactive users are returned; the extractors decide what that means.
+    async fn authenticate(&self, request: &Request) -> Result<Option<Principal>, ApiError>;
+}
+
+/// A user as other plugins may see one.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserSummary {
+    /// User id.
+    pub id: i64,
+    /// Lowercase username.
+    pub username: String,
+    /// Display name.
+    pub full_name: String,
+    /// Site role.
+    pub role: Role,
+    /// Whether the account is active.
+    pub is_active: bool,
+}
+
+/// Read-only account lookups for plugins. Implemented by the host.
+#[async_trait]
+pub trait AccountDirectory: Send + Sync + 'static {
+    /// The user with this id, if it exists.
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, ApiError>;
+    /// The user with this username (case-insensitive), if it exists.
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, ApiError>;
+}
+
+fn authenticator(request: &Request) -> Result<&Arc<dyn Authenticator>, ApiError> {
+    request
+        .data::<Arc<dyn Authenticator>>()
+        .ok_or_else(|| ApiError::internal("no authenticator installed on the route"))
+}
+
+/// The name of the security scheme in the OpenAPI document.
+const SCHEME: &str = "bearer";
+
+fn register_scheme(registry: &mut Registry) {
+    registry.create_security_scheme(
+        SCHEME,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some("A hub access token, a `syft_pat_…` API token, or the `session` cookie."),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("JWT"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+/// An authenticated, active caller. Missing or bad credentials answer 401
+/// `Could not validate credentials`; an inactive account answers 400 `Inactive user`.
+///
+/// Put it first among a handler's parameters so authentication is checked before the body.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub Principal);
+
+impl<'a> ApiExtractor<'a> for CurrentUser {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut poem::RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let principal =
+            authenticator(request)?.authenticate(request).await?.ok_or_else(ApiError::invalid_credentials)?;
+        if !principal.is_active {
+            return Err(ApiError::bad_request("auth.inactive_user", "Inactive user").into());
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// An authenticated, active administrator; other callers get 403 `Operation not permitted`.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub Principal);
+
+impl<'a> ApiExtractor<'a> for AdminUser {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut poem::RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let CurrentUser(principal) = CurrentUser::from_request(request, body, param_opts).await?;
+        if !principal.is_admin() {
+            return Err(ApiError::forbidden("auth.not_admin", "Operation not permitted").into());
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// The caller if the request carries valid credentials, anonymous otherwise: bad, expired or
+/// revoked credentials are treated as none, as optional-auth routes of the reference do.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<Principal>);
+
+impl<'a> ApiExtractor<'a> for MaybeUser {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    fn has_security_fallback() -> bool {
+        true
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut poem::RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let principal = authenticator(request)?.authenticate(request).await.ok().flatten();
+        Ok(Self(principal))
+    }
+}
