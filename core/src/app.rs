@@ -6,20 +6,21 @@ use std::sync::{Arc, Once};
 use anyhow::Context;
 use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::web::Html;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
 use sea_orm::DatabaseConnection;
 use thub_plugin_sdk::{ApiError, Clock, EventBus, Fallback, PluginContext, SystemClock};
 
-use crate::accounts::Accounts;
+use crate::accounts::{self, Accounts};
 use crate::config::Config;
 use crate::http::{self, OriginPolicy};
 use crate::meta::MetaApi;
 use crate::plugins::{self, PluginApis};
+use crate::shared::Shared;
 use crate::storage;
 
 /// Every OpenAPI route the hub serves: core first, then the built-in plugins.
-type AllApis = (MetaApi, PluginApis);
+type AllApis = (MetaApi, accounts::api::AuthApi, accounts::api::UsersApi, accounts::api::IdpApi, PluginApis);
 
 /// A built hub: its shared state and the HTTP endpoint that serves it.
 pub struct Hub {
@@ -33,6 +34,8 @@ pub struct Hub {
     pub clock: Arc<dyn Clock>,
     /// Accounts, sessions and tokens.
     pub accounts: Arc<Accounts>,
+    /// State shared between instances (Redis or local).
+    pub shared: Arc<Shared>,
     /// Ids of the mounted built-in plugins.
     pub plugins: Vec<&'static str>,
     endpoint: Arc<BoxEndpoint<'static, Response>>,
@@ -54,12 +57,18 @@ impl Hub {
         let db = storage::connect(&config).await?;
         storage::migrate(&db).await?;
 
+        let shared = Arc::new(match config.redis.url.expose() {
+            "" => Shared::local(),
+            url => Shared::connect(url, &config.redis.key_prefix).await?,
+        });
         let events = EventBus::new(1024, clock.clone());
-        let accounts = Arc::new(Accounts::new(db.clone(), clock.clone()));
+        let accounts =
+            Arc::new(Accounts::open(db.clone(), clock.clone(), &config, shared.clone(), events.clone()).await?);
         let context = PluginContext::new(db.clone(), accounts.clone(), events.clone(), clock.clone(), root);
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
-        let apis: AllApis = (MetaApi::new(db.clone()), plugin_apis);
+        let (auth_api, users_api, idp_api) = accounts::api::apis(accounts.clone());
+        let apis: AllApis = (MetaApi::new(db.clone(), shared.clone()), auth_api, users_api, idp_api, plugin_apis);
         let service = OpenApiService::new(apis, "thub", env!("CARGO_PKG_VERSION"))
             .description("Registry, identity provider and PyScript hub. SyftHub-compatible under /api/v1.");
         let spec = pruned_spec(&service, &assembly.disabled)?;
@@ -76,7 +85,9 @@ impl Hub {
                 "/openapi.json",
                 make_sync(move |_| Response::builder().content_type("application/json").body(spec_body.clone())),
             )
-            .at("/docs", make_sync(move |_| Html(docs_html.clone())));
+            .at("/docs", make_sync(move |_| Html(docs_html.clone())))
+            .at("/login", get(accounts::pages::login_page).post(accounts::pages::login_submit))
+            .at("/logout", get(accounts::pages::logout));
         for (path, endpoint) in assembly.routes {
             route = route.at(path, endpoint);
         }
@@ -86,6 +97,7 @@ impl Hub {
 
         let policy = OriginPolicy { allowed: config.server.cors_origins.clone() };
         let app = http::trim_api_trailing_slash(route)
+            .with(poem::middleware::CookieJarManager::new())
             .data(accounts.clone() as Arc<dyn thub_plugin_sdk::Authenticator>)
             .data(accounts.clone());
         let app = http::apply_origin_policy(app, policy);
@@ -93,7 +105,17 @@ impl Hub {
         let app = app.with_if(config.server.compression, poem::middleware::Compression::new());
         let endpoint = http::observe(app).boxed();
 
-        Ok(Self { config, db, events, clock, accounts, plugins: assembly.enabled, endpoint: Arc::new(endpoint), spec })
+        Ok(Self {
+            config,
+            db,
+            events,
+            clock,
+            accounts,
+            shared,
+            plugins: assembly.enabled,
+            endpoint: Arc::new(endpoint),
+            spec,
+        })
     }
 
     /// The HTTP endpoint (cheap to clone; share it between servers and test clients).

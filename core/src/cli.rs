@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+use thub_plugin_sdk::Role;
+
+use crate::accounts::{AccountsError, NewUser};
 use crate::app::Hub;
 use crate::config::{Config, ConfigSources, Overrides};
 use crate::{server, storage, telemetry};
@@ -43,6 +46,46 @@ pub enum Command {
     Config,
     /// Print the OpenAPI document of the default configuration (the committed openapi.json).
     Openapi,
+    /// Add a user. Without PASSWORD, it is prompted for (or read from stdin when piped), so it
+    /// never shows in `ps` or shell history.
+    Adduser {
+        /// Username.
+        username: String,
+        /// Password (prefer the prompt).
+        password: Option<String>,
+        /// Email address (default: none; a placeholder that receives no mail).
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name (default: the username).
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Make the user a site administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Delete a user and everything they own.
+    Deluser {
+        /// Username.
+        username: String,
+    },
+    /// Set a user's password (prompted, or read from stdin) and end their sessions.
+    Passwd {
+        /// Username.
+        username: String,
+    },
+    /// Manage the identity provider's signing keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `thub keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a new signing key; the previous one stays in the JWKS for `idp.key_overlap_hours`.
+    Rotate,
 }
 
 /// Parses arguments, runs the command, and maps failure to exit code 1.
@@ -84,6 +127,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.to_redacted_toml()?);
             Ok(())
         }
+        Command::Adduser { username, password, email, full_name, admin } => {
+            let hub = quiet_hub(&sources).await?;
+            let password = match password {
+                Some(password) => password,
+                None => read_password(&format!("Password for {username}: "))?,
+            };
+            let new = NewUser {
+                full_name: full_name.unwrap_or_else(|| username.clone()),
+                username: username.clone(),
+                email,
+                password,
+                role: if admin { Role::Admin } else { Role::User },
+            };
+            let user = hub.accounts.create_user(new).await.map_err(describe)?;
+            println!("User '{}' added{}.", user.username, if admin { " as an administrator" } else { "" });
+            Ok(())
+        }
+        Command::Deluser { username } => {
+            let hub = quiet_hub(&sources).await?;
+            match hub.accounts.user_by_name(&username).await.map_err(describe)? {
+                Some(user) => {
+                    hub.accounts.remove_user(user).await.map_err(describe)?;
+                    println!("User '{username}' removed.");
+                }
+                None => println!("User '{username}' does not exist; nothing to do."),
+            }
+            Ok(())
+        }
+        Command::Passwd { username } => {
+            let hub = quiet_hub(&sources).await?;
+            let password = read_password(&format!("New password for {username}: "))?;
+            hub.accounts.reset_password(&username, &password).await.map_err(describe)?;
+            println!("Password of '{username}' changed; their sessions were ended.");
+            Ok(())
+        }
+        Command::Keys { action: KeysAction::Rotate } => {
+            let hub = quiet_hub(&sources).await?;
+            let kid = hub.accounts.idp.rotate().await?;
+            println!(
+                "New signing key {kid}; the previous key stays in the JWKS for {} hours.",
+                hub.config.idp.key_overlap_hours
+            );
+            Ok(())
+        }
         Command::Openapi => {
             let mut config = Config::default();
             config.database.url = crate::config::Secret::new("sqlite::memory:");
@@ -92,6 +179,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", hub.openapi_json());
             Ok(())
         }
+    }
+}
+
+/// A hub for one-shot commands: same database and services, logs only warnings.
+async fn quiet_hub(sources: &ConfigSources) -> anyhow::Result<Hub> {
+    let mut config = Config::load(sources)?;
+    config.log.filter = "warn".to_owned();
+    telemetry::init(&config.log.filter);
+    Hub::build(config).await
+}
+
+/// Reads a password from the terminal without echo, or a line from stdin when piped.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt)?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    anyhow::ensure!(!password.is_empty(), "no password given");
+    Ok(password)
+}
+
+/// One line for an accounts error, with the failing fields of a validation error.
+fn describe(error: AccountsError) -> anyhow::Error {
+    match error {
+        AccountsError::Validation(fields) => {
+            let reasons: Vec<String> = fields.into_iter().map(|field| field.msg).collect();
+            anyhow::anyhow!("{}", reasons.join("; "))
+        }
+        AccountsError::UsernameTaken => anyhow::anyhow!("that username already exists"),
+        AccountsError::EmailTaken => anyhow::anyhow!("that email already exists"),
+        AccountsError::UserNotFound => anyhow::anyhow!("no such user"),
+        other => anyhow::anyhow!("{other}"),
     }
 }
 

@@ -103,13 +103,21 @@ impl Default for DatabaseConfig {
 }
 
 /// `[redis]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://…`. Empty: shared state stays in this process (fine for one instance).
     pub url: Secret,
     /// Read the URL from this file instead.
     pub url_file: Option<PathBuf>,
+    /// Prefix of every key thub writes, so several hubs can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: Secret::default(), url_file: None, key_prefix: "thub:".to_owned() }
+    }
 }
 
 /// `[log]`.

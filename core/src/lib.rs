@@ -9,6 +9,7 @@ pub mod http;
 pub mod meta;
 pub mod plugins;
 pub mod server;
+pub mod shared;
 pub mod storage;
 pub mod telemetry;
 

@@ -1,10 +1,13 @@
 //! Liveness and readiness: `GET /health` answers while the process runs; `GET /ready` also
 //! checks that the database (and Redis, when configured) answer.
 
+use std::sync::Arc;
+
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use sea_orm::DatabaseConnection;
 
+use crate::shared::Shared;
 use crate::storage;
 
 #[derive(Tags)]
@@ -16,12 +19,13 @@ enum MetaTags {
 /// `/health` and `/ready`.
 pub struct MetaApi {
     db: DatabaseConnection,
+    shared: Arc<Shared>,
 }
 
 impl MetaApi {
-    /// The meta routes over this database.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// The meta routes over this database and shared state.
+    pub fn new(db: DatabaseConnection, shared: Arc<Shared>) -> Self {
+        Self { db, shared }
     }
 }
 
@@ -41,6 +45,8 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or `unreachable`.
     pub database: String,
+    /// `ok`, `unreachable`, or `disabled` when no Redis is configured.
+    pub redis: String,
 }
 
 #[derive(ApiResponse)]
@@ -61,16 +67,25 @@ impl MetaApi {
         Json(Health { status: "healthy".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() })
     }
 
-    /// Readiness: 200 when the database answers, 503 otherwise.
+    /// Readiness: 200 when the database (and Redis, if configured) answer, 503 otherwise.
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self) -> ReadyResponse {
-        if storage::ping(&self.db).await {
-            ReadyResponse::Ready(Json(Readiness { status: "ready".to_owned(), database: "ok".to_owned() }))
+        let database = storage::ping(&self.db).await;
+        let redis = self.shared.ping().await;
+        let readiness = Readiness {
+            status: if database && redis != Some(false) { "ready" } else { "unavailable" }.to_owned(),
+            database: if database { "ok" } else { "unreachable" }.to_owned(),
+            redis: match redis {
+                None => "disabled",
+                Some(true) => "ok",
+                Some(false) => "unreachable",
+            }
+            .to_owned(),
+        };
+        if database && redis != Some(false) {
+            ReadyResponse::Ready(Json(readiness))
         } else {
-            ReadyResponse::Unavailable(Json(Readiness {
-                status: "unavailable".to_owned(),
-                database: "unreachable".to_owned(),
-            }))
+            ReadyResponse::Unavailable(Json(readiness))
         }
     }
 }

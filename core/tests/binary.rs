@@ -175,3 +175,65 @@ fn http_get(address: &str, path: &str) -> String {
     stream.read_to_string(&mut response).expect("response");
     response
 }
+
+fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("thub runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().expect("thub finishes")
+}
+
+fn http_post_form(address: &str, path: &str, form: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+#[test]
+fn adduser_passwd_deluser_and_keys() {
+    let folder = tempfile::tempdir().unwrap();
+
+    // The password comes from stdin (never argv); it must meet the rules.
+    let output = run_with_stdin(thub(folder.path()).args(["adduser", "alice", "--admin"]), "Str0ng-pass\n");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "User 'alice' added as an administrator.");
+
+    let output = run_with_stdin(thub(folder.path()).args(["adduser", "ALICE"]), "Other-pass-1\n");
+    assert_eq!(output.status.code(), Some(1), "an existing user is an error, not a silent success");
+    assert!(stderr_line(&output).contains("already exists"));
+
+    let output = run_with_stdin(thub(folder.path()).args(["adduser", "bob"]), "short\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_line(&output).contains("at least 8 characters"));
+
+    let output = run_with_stdin(thub(folder.path()).args(["passwd", "alice"]), "N3w-password\n");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // The new password logs in on a served hub; the old one does not.
+    let (mut child, address) = start(folder.path(), &[]);
+    let ok = http_post_form(&address, "/api/v1/auth/login", "username=alice&password=N3w-password");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let refused = http_post_form(&address, "/api/v1/auth/login", "username=alice&password=Str0ng-pass");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    terminate(&mut child);
+
+    let output = run(thub(folder.path()).args(["keys", "rotate"]));
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("New signing key thub-"));
+
+    let output = run(thub(folder.path()).args(["deluser", "alice"]));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "User 'alice' removed.");
+    let output = run(thub(folder.path()).args(["deluser", "alice"]));
+    assert!(output.status.success(), "deleting an absent user is a no-op");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("does not exist"));
+}

@@ -15,6 +15,7 @@ mod clock;
 mod error;
 mod events;
 mod plugin;
+mod responses;
 
 pub use auth::{
     AccountDirectory, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser, Principal, Role, UserSummary,
@@ -23,6 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_request_id, with_request_id};
 pub use events::{Event, EventBus};
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection};
+pub use responses::{NoContent, default_limit, default_skip};
 
 /// Re-exports so plugins name the same versions of poem and poem-openapi as the host.
 pub use poem;

@@ -116,7 +116,7 @@ pub struct TestHub {
     pub hub: Hub,
     /// Its folder (the served root).
     pub dir: tempfile::TempDir,
-    /// Its clock, stopped at 2026-01-01T00:00:00Z until advanced.
+    /// Its clock, stopped (at 2026-01-01T00:00:00Z, or the start time) until advanced.
     pub clock: ManualClock,
     /// The database, kept alive for the hub.
     pub database: TestDatabase,
@@ -128,14 +128,24 @@ impl TestHub {
         Self::start_with(backend, |_| {}).await
     }
 
+    /// A hub whose clock starts at the real current time, for clients that check token times
+    /// against their own clock (PyJWT, browsers).
+    pub async fn start_now(backend: Backend) -> Self {
+        Self::start_at(backend, Utc::now(), |_| {}).await
+    }
+
     /// A hub with test defaults adjusted by `configure`.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_at(backend, Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(), configure).await
+    }
+
+    async fn start_at(backend: Backend, start: chrono::DateTime<Utc>, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = TestDatabase::create(backend, dir.path()).await;
         let mut config = test_config(dir.path());
         config.database.url = thub_core::config::Secret::new(database.url.clone());
         configure(&mut config);
-        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        let clock = ManualClock::new(start);
         let hub = Hub::build_with_clock(config, Arc::new(clock.clone())).await.expect("hub builds");
         Self { hub, dir, clock, database }
     }
@@ -149,6 +159,15 @@ impl TestHub {
     pub async fn serve(&self) -> TestServer {
         TestServer::start(self.hub.endpoint()).await
     }
+}
+
+/// Points `config` at the test Redis with a key prefix of its own, so concurrent tests never
+/// share counters. Returns false (and the test should skip) when `TEST_REDIS_URL` is unset.
+pub fn use_redis(config: &mut Config, prefix: &str) -> bool {
+    let Some(url) = redis_url() else { return false };
+    config.redis.url = thub_core::config::Secret::new(url);
+    config.redis.key_prefix = format!("thub-test:{prefix}:");
+    true
 }
 
 /// Configuration for tests: the folder as root, a free port, nothing from the environment.
@@ -218,4 +237,113 @@ impl Drop for TestServer {
 pub fn http_client() -> reqwest::Client {
     thub_core::app::install_crypto_providers();
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+/// A logged-in user in a test.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// User id.
+    pub id: i64,
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+}
+
+impl Session {
+    /// `Bearer <access token>`.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.access)
+    }
+}
+
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct-horse-1";
+
+impl TestHub {
+    /// Registers `username` through the API and returns its session.
+    pub async fn register(&self, username: &str) -> Session {
+        let response = self
+            .client()
+            .post("/api/v1/auth/register")
+            .body_json(&serde_json::json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "full_name": format!("{username} Example"),
+                "password": PASSWORD,
+            }))
+            .send()
+            .await;
+        response.assert_status(poem::http::StatusCode::CREATED);
+        let body: serde_json::Value = response.0.into_body().into_json().await.expect("JSON");
+        Session {
+            id: body["user"]["id"].as_i64().expect("id"),
+            access: body["access_token"].as_str().expect("access").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    /// Creates a site administrator (the seeding hook the API deliberately lacks) and logs in.
+    pub async fn admin(&self, username: &str) -> Session {
+        let new = thub_core::accounts::NewUser {
+            username: username.to_owned(),
+            email: Some(format!("{username}@example.com")),
+            full_name: "Admin".to_owned(),
+            password: PASSWORD.to_owned(),
+            role: thub_plugin_sdk::Role::Admin,
+        };
+        self.hub.accounts.create_user(new).await.expect("admin created");
+        self.login(username, PASSWORD).await
+    }
+
+    /// Logs in through the OAuth2 form.
+    pub async fn login(&self, username: &str, password: &str) -> Session {
+        let response = self
+            .client()
+            .post("/api/v1/auth/login")
+            .content_type("application/x-www-form-urlencoded")
+            .body(format!("username={username}&password={password}"))
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        let body: serde_json::Value = response.0.into_body().into_json().await.expect("JSON");
+        let access = body["access_token"].as_str().expect("access").to_owned();
+        let me: serde_json::Value = self
+            .client()
+            .get("/api/v1/auth/me")
+            .header("authorization", format!("Bearer {access}"))
+            .send()
+            .await
+            .0
+            .into_body()
+            .into_json()
+            .await
+            .expect("JSON");
+        Session {
+            id: me["id"].as_i64().expect("id"),
+            access,
+            refresh: body["refresh_token"].as_str().expect("refresh").to_owned(),
+        }
+    }
+}
+
+/// Reads a test response as JSON.
+pub async fn json(response: poem::test::TestResponse) -> serde_json::Value {
+    response.0.into_body().into_json().await.expect("a JSON body")
+}
+
+/// Runs a Python client script from `tests/python/` with `args`; panics with its output unless
+/// it exits 0. The clients are installed by `scripts/test` (tests/python/requirements.txt).
+pub async fn run_python(script: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+    let output = tokio::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .await
+        .expect("python3 runs (scripts/test installs the Python clients)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
 }
