@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use thub_migrations::{Migrator, MigratorTrait};
 
 use crate::config::Config;
@@ -51,12 +51,21 @@ pub async fn open(url: &str, max_connections: u32, timeout_seconds: u64) -> anyh
     Ok(db)
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration. On PostgreSQL the migration runs in one transaction under
+/// an advisory lock, so instances starting together migrate one after the other.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot migrate the database: {}", root_message(&error)))
+    let failed = |error: sea_orm::DbErr| anyhow::anyhow!("cannot migrate the database: {}", root_message(&error));
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await.map_err(failed);
+    }
+    let transaction = db.begin().await.map_err(failed)?;
+    transaction.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await.map_err(failed)?;
+    Migrator::up(&transaction, None).await.map_err(failed)?;
+    transaction.commit().await.map_err(failed)
 }
+
+/// The PostgreSQL advisory-lock key that serialises migrations ("thub" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7468_7562;
 
 /// Whether the database answers a trivial query (`/ready`).
 pub async fn ping(db: &DatabaseConnection) -> bool {

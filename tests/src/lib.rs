@@ -2,6 +2,8 @@
 //! PostgreSQL database when `TEST_DATABASE_URL` is set), in-process clients, real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod bench;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -132,6 +134,11 @@ impl TestHub {
     /// against their own clock (PyJWT, browsers).
     pub async fn start_now(backend: Backend) -> Self {
         Self::start_at(backend, Utc::now(), |_| {}).await
+    }
+
+    /// [`TestHub::start_now`] adjusted by `configure`.
+    pub async fn start_at_now_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_at(backend, Utc::now(), configure).await
     }
 
     /// A hub with test defaults adjusted by `configure`.
