@@ -26,11 +26,12 @@ use poem::http::header;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::json;
 use thub_plugin_sdk::{
-    AccountDirectory, ApiError, AuthMethod, Authenticator, Clock, EventBus, Principal, Role, UserSummary,
+    AccountDirectory, AccountHookList, ApiError, AuthMethod, Authenticator, Clock, EventBus, Principal, Role,
+    UserSummary,
 };
 
 use crate::config::{AuthConfig, Config};
@@ -88,6 +89,7 @@ pub struct Accounts {
     tokens: TokenCodec,
     shared: Arc<Shared>,
     events: EventBus,
+    hooks: AccountHookList,
     public_url: String,
     /// The identity provider.
     pub idp: Idp,
@@ -101,6 +103,7 @@ impl Accounts {
         config: &Config,
         shared: Arc<Shared>,
         events: EventBus,
+        hooks: AccountHookList,
     ) -> anyhow::Result<Self> {
         let secret = match config.auth.secret.expose() {
             "" => stored_session_secret(&db, clock.now()).await?,
@@ -123,6 +126,7 @@ impl Accounts {
             tokens,
             shared,
             events,
+            hooks,
             public_url: config.server.public_url.clone(),
             idp,
         })
@@ -507,10 +511,17 @@ impl Accounts {
         self.remove_user(user).await
     }
 
-    /// Deletes a user (`thub deluser`, the API).
+    /// Deletes a user (`thub deluser`, the API). Plugins' hooks run in the same transaction
+    /// first and may refuse.
     pub async fn remove_user(&self, user: user::Model) -> Result<(), AccountsError> {
-        self.revoke_user_sessions(user.id, None, "deleted").await?;
-        user::Entity::delete_by_id(user.id).exec(&self.db).await?;
+        let transaction = self.db.begin().await?;
+        for hook in self.hooks.all() {
+            hook.before_user_delete(&transaction, user.id).await.map_err(AccountsError::Refused)?;
+        }
+        // Sessions and API tokens go with the row (foreign-key cascade), so the user's tokens
+        // fail their user lookup from now on.
+        user::Entity::delete_by_id(user.id).exec(&transaction).await?;
+        transaction.commit().await?;
         self.events.emit("user.deleted", json!({"user_id": user.id, "username": user.username}));
         tracing::info!(user_id = user.id, username = %user.username, "user deleted");
         Ok(())
@@ -670,6 +681,13 @@ impl Accounts {
         if !username.is_empty() && clash(user::Column::Username, username).count(&self.db).await? > 0 {
             return Err(AccountsError::UsernameTaken);
         }
+        if !username.is_empty() {
+            for hook in self.hooks.all() {
+                if hook.name_taken(username).await.map_err(AccountsError::Refused)? {
+                    return Err(AccountsError::UsernameTaken);
+                }
+            }
+        }
         if !email.is_empty() && clash(user::Column::Email, email).count(&self.db).await? > 0 {
             return Err(AccountsError::EmailTaken);
         }
@@ -791,5 +809,13 @@ impl AccountDirectory for Accounts {
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, ApiError> {
         Ok(self.user_by_name(username).await?.map(summary))
+    }
+
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let users = user::Entity::find().filter(user::Column::Id.is_in(ids.to_vec())).all(&self.db).await?;
+        Ok(users.into_iter().map(summary).collect())
     }
 }

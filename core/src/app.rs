@@ -9,7 +9,7 @@ use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
 use sea_orm::DatabaseConnection;
-use thub_plugin_sdk::{ApiError, Clock, EventBus, Fallback, PluginContext, SystemClock};
+use thub_plugin_sdk::{AccountHookList, ApiError, Clock, EventBus, Fallback, PluginContext, SystemClock};
 
 use crate::accounts::{self, Accounts};
 use crate::config::Config;
@@ -62,9 +62,11 @@ impl Hub {
             url => Shared::connect(url, &config.redis.key_prefix).await?,
         });
         let events = EventBus::new(1024, clock.clone());
-        let accounts =
-            Arc::new(Accounts::open(db.clone(), clock.clone(), &config, shared.clone(), events.clone()).await?);
-        let context = PluginContext::new(db.clone(), accounts.clone(), events.clone(), clock.clone(), root);
+        let hooks = AccountHookList::default();
+        let accounts = Arc::new(
+            Accounts::open(db.clone(), clock.clone(), &config, shared.clone(), events.clone(), hooks.clone()).await?,
+        );
+        let context = PluginContext::new(db.clone(), accounts.clone(), hooks, events.clone(), clock.clone(), root);
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
         let (auth_api, users_api, idp_api) = accounts::api::apis(accounts.clone());

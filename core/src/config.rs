@@ -13,6 +13,7 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
+use thub_plugin_sdk::PluginSection;
 
 /// The file name looked up in the hub folder when no `--config` is given.
 pub const CONFIG_FILE: &str = "thub.toml";
@@ -208,10 +209,17 @@ impl Default for IdpConfig {
     }
 }
 
-/// `[plugins]`: the built-in plugins' sections.
+/// `[plugins]`: the built-in plugins' sections, each `enabled` plus the plugin's own keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PluginsConfig {}
+pub struct PluginsConfig {
+    /// `[plugins.organizations]`.
+    pub organizations: PluginSection<thub_organizations::OrganizationsConfig>,
+    /// `[plugins.registry]`.
+    pub registry: PluginSection<thub_registry::RegistryConfig>,
+    /// `[plugins.stars]`.
+    pub stars: PluginSection<thub_stars::StarsConfig>,
+}
 
 /// A secret string: never printed. `Debug` and `Serialize` show `<redacted>` when it is set.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]

@@ -13,7 +13,8 @@ use thub_plugin_sdk::{Fallback, Plugin, PluginContext, PluginSection};
 use crate::config::PluginsConfig;
 
 /// The OpenAPI routes of every built-in plugin, in assembly order.
-pub type PluginApis = ();
+pub type PluginApis =
+    (Toggle<thub_organizations::OrganizationsApi>, Toggle<thub_registry::EndpointsApi>, Toggle<thub_stars::StarsApi>);
 
 /// What the built-in plugins contributed besides their OpenAPI routes.
 #[derive(Default)]
@@ -29,10 +30,15 @@ pub struct Assembly {
     pub disabled: Vec<&'static str>,
 }
 
-/// Builds every built-in plugin in dependency order.
-pub async fn assemble(_context: &PluginContext, _config: &PluginsConfig) -> anyhow::Result<(PluginApis, Assembly)> {
-    let assembly = Assembly::default();
-    Ok(((), assembly))
+/// Builds every built-in plugin in dependency order: a plugin may use the services of those
+/// above it.
+pub async fn assemble(context: &PluginContext, config: &PluginsConfig) -> anyhow::Result<(PluginApis, Assembly)> {
+    let mut assembly = Assembly::default();
+    let organizations =
+        mount::<thub_organizations::OrganizationsPlugin>(context, &config.organizations, &mut assembly).await?;
+    let registry = mount::<thub_registry::RegistryPlugin>(context, &config.registry, &mut assembly).await?;
+    let stars = mount::<thub_stars::StarsPlugin>(context, &config.stars, &mut assembly).await?;
+    Ok(((organizations, registry, stars), assembly))
 }
 
 /// Builds one plugin if its section enables it.

@@ -12,6 +12,9 @@ mod m20261126_000002_create_users;
 mod m20261126_000003_create_sessions;
 mod m20261126_000004_create_api_tokens;
 mod m20261126_000005_create_signing_keys;
+mod m20261126_000006_create_organizations;
+mod m20261126_000007_create_endpoints;
+mod m20261126_000008_create_endpoint_stars;
 
 /// Runs the migrations above, in order.
 pub struct Migrator;
@@ -25,6 +28,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_sessions::Migration),
             Box::new(m20261126_000004_create_api_tokens::Migration),
             Box::new(m20261126_000005_create_signing_keys::Migration),
+            Box::new(m20261126_000006_create_organizations::Migration),
+            Box::new(m20261126_000007_create_endpoints::Migration),
+            Box::new(m20261126_000008_create_endpoint_stars::Migration),
         ]
     }
 }

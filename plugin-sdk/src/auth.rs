@@ -115,6 +115,8 @@ pub trait AccountDirectory: Send + Sync + 'static {
     async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, ApiError>;
     /// The user with this username (case-insensitive), if it exists.
     async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, ApiError>;
+    /// The users with these ids that exist, in any order.
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, ApiError>;
 }
 
 fn authenticator(request: &Request) -> Result<&Arc<dyn Authenticator>, ApiError> {
@@ -235,5 +237,43 @@ impl<'a> ApiExtractor<'a> for MaybeUser {
     ) -> poem::Result<Self> {
         let principal = authenticator(request)?.authenticate(request).await.ok().flatten();
         Ok(Self(principal))
+    }
+}
+
+/// What plugins add to account life-cycle decisions. Registered with
+/// [`crate::PluginContext::add_account_hooks`]; the host calls every registered hook.
+#[async_trait]
+pub trait AccountHooks: Send + Sync + 'static {
+    /// Whether `name` (lowercase) is taken by something other than a user, such as an
+    /// organization slug: usernames and organization slugs share the `/{owner}` namespace.
+    async fn name_taken(&self, _name: &str) -> Result<bool, ApiError> {
+        Ok(false)
+    }
+
+    /// Runs inside the transaction that deletes user `user_id`, before the row goes: fix up
+    /// what a cascade cannot (counters), or refuse with a 4xx (e.g. the last owner of an
+    /// organization).
+    async fn before_user_delete(
+        &self,
+        _transaction: &sea_orm::DatabaseTransaction,
+        _user_id: i64,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// The registered [`AccountHooks`], shared by the host and the plugin context.
+#[derive(Clone, Default)]
+pub struct AccountHookList(Arc<std::sync::RwLock<Vec<Arc<dyn AccountHooks>>>>);
+
+impl AccountHookList {
+    /// Adds a hook.
+    pub fn add(&self, hook: Arc<dyn AccountHooks>) {
+        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()).push(hook);
+    }
+
+    /// The hooks registered so far.
+    pub fn all(&self) -> Vec<Arc<dyn AccountHooks>> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// Where "now" comes from. Production uses [`SystemClock`]; tests use [`ManualClock`].
 pub trait Clock: Send + Sync + 'static {
@@ -15,8 +15,9 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Microsecond precision, what PostgreSQL stores, so a value reads back equal on every backend.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 
@@ -27,9 +28,9 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
-    /// A clock stopped at `start`.
+    /// A clock stopped at `start` (to the microsecond).
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(Mutex::new(start)) }
+        Self { now: Arc::new(Mutex::new(start.trunc_subsecs(6))) }
     }
 
     /// Moves the clock forward by `by`.

@@ -14,17 +14,20 @@ mod auth;
 mod clock;
 mod error;
 mod events;
+pub mod html;
 mod plugin;
 mod responses;
+pub mod slug;
 
 pub use auth::{
-    AccountDirectory, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser, Principal, Role, UserSummary,
+    AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser,
+    Principal, Role, UserSummary,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_request_id, with_request_id};
 pub use events::{Event, EventBus};
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection};
-pub use responses::{NoContent, default_limit, default_skip};
+pub use responses::{NoContent, default_limit, default_skip, page};
 
 /// Re-exports so plugins name the same versions of poem and poem-openapi as the host.
 pub use poem;

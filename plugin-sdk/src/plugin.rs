@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{AccountDirectory, Clock, EventBus};
+use crate::{AccountDirectory, AccountHookList, AccountHooks, Clock, EventBus};
 
 /// A built-in plugin. The host assembles plugins statically, in dependency order, so a plugin
 /// may use services that plugins built before it provided.
@@ -87,19 +87,27 @@ pub struct PluginContext {
     pub clock: Arc<dyn Clock>,
     /// The hub folder `thub serve` serves (the working folder by default).
     pub root: PathBuf,
+    account_hooks: AccountHookList,
     services: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl PluginContext {
-    /// A context over these host services, with no plugin services yet.
+    /// A context over these host services, with no plugin services yet. `account_hooks` is
+    /// the list the host's accounts service consults.
     pub fn new(
         db: DatabaseConnection,
         accounts: Arc<dyn AccountDirectory>,
+        account_hooks: AccountHookList,
         events: EventBus,
         clock: Arc<dyn Clock>,
         root: PathBuf,
     ) -> Self {
-        Self { db, accounts, events, clock, root, services: Arc::default() }
+        Self { db, accounts, events, clock, root, account_hooks, services: Arc::default() }
+    }
+
+    /// Takes part in account decisions (shared names, user deletion).
+    pub fn add_account_hooks(&self, hooks: Arc<dyn AccountHooks>) {
+        self.account_hooks.add(hooks);
     }
 
     /// Makes `service` available to plugins built later (and to the host).

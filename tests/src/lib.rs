@@ -354,3 +354,64 @@ pub async fn run_python(script: &str, args: &[&str]) -> String {
     assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     stdout
 }
+
+impl TestHub {
+    /// `POST` JSON as `session` (or anonymously), returning status and body.
+    pub async fn post_json(
+        &self,
+        session: Option<&Session>,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let client = self.client();
+        let mut request = client.post(path).body_json(&body);
+        if let Some(session) = session {
+            request = request.header("authorization", session.bearer());
+        }
+        answer(request.send().await).await
+    }
+
+    /// `GET` as `session` (or anonymously), returning status and body.
+    pub async fn get_json(&self, session: Option<&Session>, path: &str) -> (u16, serde_json::Value) {
+        let client = self.client();
+        let mut request = client.get(path).header("accept", "application/json");
+        if let Some(session) = session {
+            request = request.header("authorization", session.bearer());
+        }
+        answer(request.send().await).await
+    }
+
+    /// `PATCH`/`PUT`/`DELETE` with a JSON body as `session`, returning status and body.
+    pub async fn send_json(
+        &self,
+        method: poem::http::Method,
+        session: Option<&Session>,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let client = self.client();
+        let mut request = client.request(method, path).body_json(&body);
+        if let Some(session) = session {
+            request = request.header("authorization", session.bearer());
+        }
+        answer(request.send().await).await
+    }
+
+    /// Creates an endpoint as `session` and returns it (panics unless 201).
+    pub async fn endpoint(&self, session: &Session, body: serde_json::Value) -> serde_json::Value {
+        let (status, created) = self.post_json(Some(session), "/api/v1/endpoints", body).await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+}
+
+async fn answer(response: poem::test::TestResponse) -> (u16, serde_json::Value) {
+    let status = response.0.status().as_u16();
+    let text = response.0.into_body().into_string().await.expect("body");
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, value)
+}

@@ -10,7 +10,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use thub_plugin_sdk::{AdminUser, ApiError, CurrentUser, NoContent, Role, default_limit, default_skip};
+use thub_plugin_sdk::{AdminUser, ApiError, CurrentUser, NoContent, Role, default_limit, default_skip, page};
 
 use super::api_tokens::TokenRequest;
 use super::entity::{api_token, user};
@@ -418,17 +418,6 @@ pub fn apis(accounts: Arc<Accounts>) -> (AuthApi, UsersApi, IdpApi) {
     (AuthApi { accounts: accounts.clone() }, UsersApi { accounts: accounts.clone() }, IdpApi { accounts })
 }
 
-fn pagination(skip: u64, limit: u64) -> Result<(u64, u64), ApiError> {
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            &["query", "limit"],
-            "Input should be between 1 and 100",
-            Value::from(limit),
-        ));
-    }
-    Ok((skip, limit))
-}
-
 #[OpenApi(prefix_path = "/api/v1/auth", tag = "AccountTags::Auth")]
 impl AuthApi {
     /// Register an account; answers with the account and a token pair.
@@ -536,7 +525,7 @@ impl AuthApi {
         #[oai(default = "default_hundred")] limit: Query<u64>,
         #[oai(default)] include_inactive: Query<bool>,
     ) -> Result<Json<ApiTokenList>, ApiError> {
-        let (skip, limit) = pagination(skip.0, limit.0)?;
+        let (skip, limit) = page(skip.0, limit.0)?;
         let (tokens, total) = self.accounts.list_api_tokens(user.0.user_id, include_inactive.0, skip, limit).await?;
         Ok(Json(ApiTokenList { tokens: tokens.into_iter().map(Into::into).collect(), total }))
     }
@@ -580,7 +569,7 @@ impl UsersApi {
         #[oai(default = "default_skip")] skip: Query<u64>,
         #[oai(default = "default_limit")] limit: Query<u64>,
     ) -> Result<Json<Vec<UserResponse>>, ApiError> {
-        let (skip, limit) = pagination(skip.0, limit.0)?;
+        let (skip, limit) = page(skip.0, limit.0)?;
         let users = self.accounts.list_users(skip, limit).await?;
         Ok(Json(users.into_iter().map(Into::into).collect()))
     }

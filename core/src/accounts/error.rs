@@ -67,6 +67,9 @@ pub enum AccountsError {
         /// The allow-listed service names.
         allowed: Vec<String>,
     },
+    /// A plugin refused (e.g. deleting the last owner of an organization).
+    #[error("refused: {0}")]
+    Refused(ApiError),
     /// Storage failed.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
@@ -131,6 +134,7 @@ impl From<AccountsError> for ApiError {
                     ),
                 }),
             ),
+            Refused(error) => error,
             Database(error) => ApiError::internal_error(&error),
             Internal(message) => ApiError::internal(message),
         }

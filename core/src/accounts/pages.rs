@@ -11,6 +11,7 @@ use poem::web::{Data, Form, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use thub_plugin_sdk::html::escape;
 
 use super::{Accounts, AccountsError, SESSION_COOKIE, client_address};
 
@@ -135,31 +136,14 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#x27;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
 fn form_page(https: &Https, next: &str, error: Option<&str>, status: StatusCode) -> Response {
     let mut random = [0u8; 32];
     if getrandom::fill(&mut random).is_err() {
         return Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("no randomness available");
     }
     let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
-    let error = error
-        .map(|message| format!("<p class=\"error\" role=\"alert\">{}</p>", escape_html(message)))
-        .unwrap_or_default();
+    let error =
+        error.map(|message| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message))).unwrap_or_default();
     let body = format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -193,7 +177,7 @@ button {{ margin-top: 1.2rem; width: 100%; padding: .7rem; border: 0; border-rad
 </body>
 </html>
 "#,
-        next = escape_html(next),
+        next = escape(next),
     );
     Response::builder()
         .status(status)
@@ -216,13 +200,5 @@ mod tests {
             assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
         }
         assert_eq!(safe_next(None), "/");
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape_html(r#""><script>alert('x')</script>"#),
-            "&quot;&gt;&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
-        );
     }
 }

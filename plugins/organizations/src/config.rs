@@ -1,0 +1,8 @@
+//! `[plugins.organizations]`: nothing besides `enabled` yet.
+
+use serde::{Deserialize, Serialize};
+
+/// The organizations plugin's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganizationsConfig {}
