@@ -74,10 +74,18 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        for (name, column) in
-            [("idx_endpoints_updated", Endpoints::UpdatedAt), ("idx_endpoints_stars", Endpoints::StarsCount)]
-        {
-            manager.create_index(Index::create().name(name).table(Endpoints::Table).col(column).to_owned()).await?;
+        // Discovery reads public, active endpoints by recency or by stars: index those orders.
+        let discovery = [
+            ("idx_endpoints_discovery_recent", vec![Endpoints::UpdatedAt, Endpoints::Id]),
+            ("idx_endpoints_discovery_stars", vec![Endpoints::StarsCount, Endpoints::UpdatedAt, Endpoints::Id]),
+        ];
+        for (name, order) in discovery {
+            let mut index = Index::create();
+            index.name(name).table(Endpoints::Table).col(Endpoints::Visibility).col(Endpoints::IsActive);
+            for column in order {
+                index.col(column);
+            }
+            manager.create_index(index.to_owned()).await?;
         }
         let db = manager.get_connection();
         match manager.get_database_backend() {

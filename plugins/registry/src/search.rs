@@ -94,7 +94,10 @@ pub(crate) async fn search(
     };
     let from = match backend {
         DbBackend::Postgres => "endpoints e",
-        _ => "endpoints_fts JOIN endpoints e ON e.id = endpoints_fts.rowid",
+        // CROSS JOIN fixes SQLite's join order: the full-text match drives, then each hit's row
+        // is read by primary key. Left to itself the planner may walk the discovery index and
+        // run the full-text query once per row.
+        _ => "endpoints_fts CROSS JOIN endpoints e ON e.id = endpoints_fts.rowid",
     };
     let mut values: Vec<Value> = vec![search_text.into()];
     let mut filters = String::from(" AND e.visibility = 'public' AND e.is_active = $2");
@@ -107,19 +110,20 @@ pub(crate) async fn search(
         values.push((*organization).into());
         filters.push_str(&format!(" AND (e.organization_id IS NULL OR e.organization_id <> ${})", values.len()));
     }
+    // One pass: the window count gives the total number of matches beside the best `limit`
+    // (in a subquery, because SQLite's bm25() may not sit beside a window function).
     let sql = format!(
-        "SELECT e.id AS id, {rank} AS rank FROM {from} WHERE {match_clause}{filters} ORDER BY {order}, e.id LIMIT {limit}"
+        "SELECT id, rank, COUNT(*) OVER () AS total FROM (SELECT e.id AS id, {rank} AS rank FROM {from} \
+         WHERE {match_clause}{filters}) AS matches ORDER BY {order}, id LIMIT {limit}"
     );
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values.clone())).await?;
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let mut total = 0;
     let mut hits = Vec::with_capacity(rows.len());
     for row in rows {
-        hits.push(Hit { id: row.try_get("", "id")? });
+        // Columns by position: id, rank, total.
+        total = row.try_get_by_index::<i64>(2)?.max(0) as u64;
+        hits.push(Hit { id: row.try_get_by_index(0)? });
     }
-    let count_sql = format!("SELECT COUNT(*) AS total FROM {from} WHERE {match_clause}{filters}");
-    let total = match db.query_one_raw(Statement::from_sql_and_values(backend, count_sql, values)).await? {
-        Some(row) => row.try_get::<i64>("", "total")?.max(0) as u64,
-        None => 0,
-    };
     Ok((hits, total))
 }
 
