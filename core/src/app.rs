@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::http::{self, OriginPolicy};
 use crate::meta::MetaApi;
 use crate::plugins::{self, PluginApis};
-use crate::shared::Shared;
+use crate::shared::{RedisBroker, Shared};
 use crate::storage;
 
 /// Every OpenAPI route the hub serves: core first, then the built-in plugins.
@@ -66,7 +66,17 @@ impl Hub {
         let accounts = Arc::new(
             Accounts::open(db.clone(), clock.clone(), &config, shared.clone(), events.clone(), hooks.clone()).await?,
         );
-        let context = PluginContext::new(db.clone(), accounts.clone(), hooks, events.clone(), clock.clone(), root);
+        let mut context = PluginContext::new(
+            db.clone(),
+            accounts.clone(),
+            hooks,
+            events.clone(),
+            clock.clone(),
+            root,
+            config.data_dir()?,
+        );
+        context.broker =
+            RedisBroker::new(shared.clone()).map(|broker| Arc::new(broker) as Arc<dyn thub_plugin_sdk::Broker>);
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
         let (auth_api, users_api, idp_api) = accounts::api::apis(accounts.clone());

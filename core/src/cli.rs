@@ -11,11 +11,11 @@ use thub_plugin_sdk::Role;
 use crate::accounts::{AccountsError, NewUser};
 use crate::app::Hub;
 use crate::config::{Config, ConfigSources, Overrides};
-use crate::{server, storage, telemetry};
+use crate::{server, storage, telemetry, tls};
 
 /// thub: a self-hosted hub for AI/ML endpoints and PyScript apps.
 #[derive(Debug, Parser)]
-#[command(name = "thub", version, about, propagate_version = true)]
+#[command(name = "thub", version, about)]
 pub struct Cli {
     /// Configuration file (default: ./thub.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
@@ -72,6 +72,26 @@ pub enum Command {
     Passwd {
         /// Username.
         username: String,
+    },
+    /// Create a PyScript project skeleton in a new folder NAME.
+    New {
+        /// The folder to create.
+        name: String,
+        /// PyScript version (CalVer, e.g. 2025.11.2); default: the latest.
+        #[arg(long)]
+        version: Option<String>,
+        /// Copy PyScript's assets into the project so it works without internet.
+        #[arg(long)]
+        offline: bool,
+        /// Where PyScript releases are downloaded from.
+        #[arg(long, default_value = crate::project::PYSCRIPT_URL, hide = true)]
+        pyscript_url: String,
+    },
+    /// Import users and proxies from a Tufts Hub config.json.
+    Import {
+        /// The Tufts Hub configuration.
+        #[arg(default_value = "config.json")]
+        path: PathBuf,
     },
     /// Manage the identity provider's signing keys.
     Keys {
@@ -171,6 +191,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::New { name, version, offline, pyscript_url } => {
+            let request = crate::project::NewProject {
+                name,
+                version,
+                offline,
+                pyscript_url,
+                cache: crate::config::pyscript_cache(),
+            };
+            for message in crate::project::create(request).await? {
+                println!("{message}");
+            }
+            Ok(())
+        }
+        Command::Import { path } => {
+            let hub = quiet_hub(&sources).await?;
+            let config_file = sources.file.clone().unwrap_or_else(|| PathBuf::from(crate::config::CONFIG_FILE));
+            for line in crate::import::import(&hub, &path, &config_file).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Openapi => {
             let mut config = Config::default();
             config.database.url = crate::config::Secret::new("sqlite::memory:");
@@ -227,16 +268,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let database = storage::redact_url(&config.database_url()?);
+    let tls = match tls::tls_files(&config)? {
+        Some(files) => Some((tls::rustls_config(&files)?, files)),
+        None => None,
+    };
     let hub = Hub::build(config).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         address = %address,
         database = %database,
         plugins = %hub.plugins.join(","),
+        tls_cert = tls.as_ref().map(|(_, files)| files.cert.display().to_string()),
         startup_ms = started.elapsed().as_millis() as u64,
-        "thub {} listening on http://{address}",
+        "thub {} listening on {scheme}://{address}",
         env!("CARGO_PKG_VERSION"),
     );
-    server::serve(hub.endpoint(), listener, server::shutdown_signal(), grace).await?;
+    server::serve(hub.endpoint(), listener, tls.map(|(config, _)| config), server::shutdown_signal(), grace).await?;
     tracing::info!("thub stopped");
     Ok(())
 }

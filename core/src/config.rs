@@ -62,8 +62,12 @@ pub struct ServerConfig {
     pub compression: bool,
     /// Seconds in-flight requests get to finish on SIGINT/SIGTERM.
     pub shutdown_grace_seconds: u64,
-    /// Watch the hub folder and tell open pages to reload when it changes.
-    pub reload: bool,
+    /// TLS certificate chain (PEM). With `tls_key`, thub serves HTTPS. When both are empty, a
+    /// mkcert-style pair in the hub folder (`NAME.pem` + `NAME-key.pem`) is used if there is
+    /// exactly one.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -78,7 +82,8 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             compression: true,
             shutdown_grace_seconds: 30,
-            reload: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -219,6 +224,12 @@ pub struct PluginsConfig {
     pub registry: PluginSection<thub_registry::RegistryConfig>,
     /// `[plugins.stars]`.
     pub stars: PluginSection<thub_stars::StarsConfig>,
+    /// `[plugins.channels]`.
+    pub channels: PluginSection<thub_channels::ChannelsConfig>,
+    /// `[plugins.proxy]`.
+    pub proxy: PluginSection<thub_proxy::ProxyConfig>,
+    /// `[plugins.site]`.
+    pub site: PluginSection<thub_site::SiteConfig>,
 }
 
 /// A secret string: never printed. `Debug` and `Serialize` show `<redacted>` when it is set.
@@ -304,7 +315,7 @@ impl Config {
         if let Some(port) = sources.overrides.port {
             config.server.port = port;
         }
-        config.server.reload |= sources.overrides.reload;
+        config.plugins.site.settings.reload |= sources.overrides.reload;
         config.read_secret_files()?;
         Ok(config)
     }
@@ -349,6 +360,16 @@ impl Config {
         read_secret_file(&mut self.auth.secret, self.auth.secret_file.as_deref(), "auth.secret")?;
         Ok(())
     }
+}
+
+/// The offline PyScript asset cache of `thub new --offline`: `$XDG_CACHE_HOME/thub/pyscript`,
+/// else `~/.cache/thub/pyscript`.
+pub fn pyscript_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("thub").join("pyscript")
 }
 
 fn read_secret_file(target: &mut Secret, file: Option<&Path>, key: &str) -> anyhow::Result<()> {

@@ -6,12 +6,15 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod meta;
 pub mod plugins;
+pub mod project;
 pub mod server;
 pub mod shared;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::Hub;
 pub use config::Config;

@@ -13,8 +13,12 @@ use thub_plugin_sdk::{Fallback, Plugin, PluginContext, PluginSection};
 use crate::config::PluginsConfig;
 
 /// The OpenAPI routes of every built-in plugin, in assembly order.
-pub type PluginApis =
-    (Toggle<thub_organizations::OrganizationsApi>, Toggle<thub_registry::EndpointsApi>, Toggle<thub_stars::StarsApi>);
+pub type PluginApis = (
+    Toggle<thub_organizations::OrganizationsApi>,
+    Toggle<thub_registry::EndpointsApi>,
+    Toggle<thub_stars::StarsApi>,
+    Toggle<thub_channels::ChannelsApi>,
+);
 
 /// What the built-in plugins contributed besides their OpenAPI routes.
 #[derive(Default)]
@@ -38,7 +42,11 @@ pub async fn assemble(context: &PluginContext, config: &PluginsConfig) -> anyhow
         mount::<thub_organizations::OrganizationsPlugin>(context, &config.organizations, &mut assembly).await?;
     let registry = mount::<thub_registry::RegistryPlugin>(context, &config.registry, &mut assembly).await?;
     let stars = mount::<thub_stars::StarsPlugin>(context, &config.stars, &mut assembly).await?;
-    Ok(((organizations, registry, stars), assembly))
+    let channels = mount::<thub_channels::ChannelsPlugin>(context, &config.channels, &mut assembly).await?;
+    mount::<thub_proxy::ProxyPlugin>(context, &config.proxy, &mut assembly).await?;
+    // Last: its fallback serves whatever the owner pages did not claim.
+    mount::<thub_site::SitePlugin>(context, &config.site, &mut assembly).await?;
+    Ok(((organizations, registry, stars, channels), assembly))
 }
 
 /// Builds one plugin if its section enables it.

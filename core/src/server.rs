@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::TcpAcceptor;
+use poem::listener::{AcceptorExt, IntoTlsConfigStream, TcpAcceptor};
 use poem::{Endpoint, Response, Server};
 
 /// Binds `host:port`, with a one-line error saying what and where.
@@ -13,16 +13,24 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<std::net::TcpListener
     listener.into_std().context("cannot hand over the listener")
 }
 
-/// Serves `endpoint` on an already bound listener until `shutdown` resolves, then gives
-/// in-flight requests `grace` to finish.
+/// Serves `endpoint` on an already bound listener (over TLS when `tls` is given) until
+/// `shutdown` resolves, then gives in-flight requests `grace` to finish.
 pub async fn serve(
     endpoint: impl Endpoint<Output = Response> + 'static,
     listener: std::net::TcpListener,
+    tls: Option<poem::listener::RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true).context("cannot configure the listener")?;
     let acceptor = TcpAcceptor::from_std(listener).context("cannot adopt the listener")?;
+    let acceptor = match tls {
+        None => acceptor.boxed(),
+        Some(config) => {
+            let configs = IntoTlsConfigStream::into_stream(config).context("invalid TLS certificate or key")?;
+            acceptor.rustls(configs).boxed()
+        }
+    };
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
         .await

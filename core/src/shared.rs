@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use thub_plugin_sdk::{ApiError, Broker, BrokerMessage};
+use tokio::sync::mpsc;
 
 use crate::storage::redact_url;
 
 /// Shared state: Redis-backed or process-local.
 pub struct Shared {
     redis: Option<ConnectionManager>,
+    client: Option<redis::Client>,
     prefix: String,
     local: Mutex<HashMap<String, (u64, u64)>>,
 }
@@ -34,7 +37,7 @@ pub enum Limit {
 impl Shared {
     /// Process-local state (one instance).
     pub fn local() -> Self {
-        Self { redis: None, prefix: String::new(), local: Mutex::default() }
+        Self { redis: None, client: None, prefix: String::new(), local: Mutex::default() }
     }
 
     /// Redis-backed state; fails with one clear line if Redis does not answer.
@@ -53,7 +56,7 @@ impl Shared {
             .query_async(&mut manager)
             .await
             .map_err(|error| anyhow::anyhow!("Redis {shown} does not answer: {error}"))?;
-        Ok(Self { redis: Some(manager), prefix: prefix.to_owned(), local: Mutex::default() })
+        Ok(Self { redis: Some(manager), client: Some(client), prefix: prefix.to_owned(), local: Mutex::default() })
     }
 
     /// `None` without Redis; otherwise whether Redis answers a PING.
@@ -164,5 +167,67 @@ impl Shared {
             }
         }
         Ok(())
+    }
+}
+
+/// The broker between instances: Redis `PUBLISH` and `PSUBSCRIBE` under the key prefix.
+pub struct RedisBroker {
+    shared: std::sync::Arc<Shared>,
+}
+
+impl RedisBroker {
+    /// A broker over `shared`, or `None` without Redis.
+    pub fn new(shared: std::sync::Arc<Shared>) -> Option<Self> {
+        shared.client.is_some().then_some(Self { shared })
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), ApiError> {
+        let Some(mut redis) = self.shared.redis.clone() else { return Ok(()) };
+        let _: () = redis
+            .publish(format!("{}{topic}", self.shared.prefix), payload)
+            .await
+            .map_err(|error| ApiError::internal(format!("redis publish: {error}")))?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, prefix: &str) -> Result<mpsc::Receiver<BrokerMessage>, ApiError> {
+        let client = self.shared.client.clone().ok_or_else(|| ApiError::internal("no Redis client"))?;
+        let key_prefix = self.shared.prefix.clone();
+        let pattern = format!("{key_prefix}{prefix}*");
+        let (sender, receiver) = mpsc::channel(1024);
+        // The first subscription must be live before this returns, so nothing published after
+        // it is missed; later reconnects happen in the background.
+        let mut pubsub =
+            client.get_async_pubsub().await.map_err(|error| ApiError::internal(format!("redis subscribe: {error}")))?;
+        pubsub.psubscribe(&pattern).await.map_err(|error| ApiError::internal(format!("redis psubscribe: {error}")))?;
+        tokio::spawn(async move {
+            let mut pubsub = Some(pubsub);
+            loop {
+                if let Some(mut live) = pubsub.take() {
+                    let mut messages = live.on_message();
+                    while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                        let topic = message.get_channel_name().strip_prefix(&key_prefix).unwrap_or_default().to_owned();
+                        let payload: Vec<u8> = message.get_payload().unwrap_or_default();
+                        if sender.send((topic, payload)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if sender.is_closed() {
+                    return;
+                }
+                tracing::warn!("redis subscription lost; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(mut fresh) = client.get_async_pubsub().await
+                    && fresh.psubscribe(&pattern).await.is_ok()
+                {
+                    pubsub = Some(fresh);
+                }
+            }
+        });
+        Ok(receiver)
     }
 }

@@ -237,3 +237,182 @@ fn adduser_passwd_deluser_and_keys() {
     assert!(output.status.success(), "deleting an absent user is a no-op");
     assert!(String::from_utf8_lossy(&output.stdout).contains("does not exist"));
 }
+
+/// A tiny HTTP server on a thread: `routes` maps a path to a body; everything else is 404.
+fn stub_server(routes: Vec<(&'static str, Vec<u8>)>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let read = stream.read(&mut buffer).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            match routes.iter().find(|(route, _)| *route == path) {
+                Some((_, body)) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(body);
+                }
+                None => {
+                    let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            }
+        }
+    });
+    format!("http://{address}")
+}
+
+fn offline_zip(version: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut bytes);
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, text) in [("core.js", "export{}"), ("core.css", "body{}"), ("worker.js", "//")] {
+        zip.start_file(format!("offline_{version}/pyscript/{name}"), options).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.start_file("../../escape.txt", options).unwrap();
+    zip.write_all(b"never written outside").unwrap();
+    zip.finish().unwrap();
+    bytes.into_inner()
+}
+
+#[test]
+fn new_creates_a_pyscript_project() {
+    let folder = tempfile::tempdir().unwrap();
+    let cache = folder.path().join("cache");
+    let new = |args: &[&str]| run(thub(folder.path()).arg("new").args(args).env("XDG_CACHE_HOME", &cache));
+
+    let output = new(&["demo", "--version", "2025.12.1"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let index = std::fs::read_to_string(folder.path().join("demo/index.html")).unwrap();
+    assert!(index.contains("https://pyscript.net/releases/2025.12.1/core.js"));
+    assert!(index.contains("<script type=\"mpy\" src=\"./main.py\" config=\"./settings.json\" terminal>"));
+    assert_eq!(std::fs::read_to_string(folder.path().join("demo/main.py")).unwrap(), "print(\"Hello, World!\")\n");
+    assert_eq!(std::fs::read_to_string(folder.path().join("demo/settings.json")).unwrap(), "{}\n");
+    assert!(
+        std::fs::read_to_string(folder.path().join("demo/style.css")).unwrap().contains("prefers-color-scheme: dark")
+    );
+    let ignore = std::fs::read_to_string(folder.path().join("demo/.gitignore")).unwrap();
+    assert!(ignore.contains("config.json") && ignore.contains("*.pem") && ignore.contains("__pycache__/"));
+
+    // An existing folder is refused, with a non-zero exit, before any network call.
+    let output = new(&["demo", "--pyscript-url", "http://127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr_line(&output).contains("already exists"));
+    // Names and versions are checked; the title is escaped.
+    for bad in ["../x", "a/b", ".hidden", ""] {
+        assert_eq!(new(&[bad, "--version", "2025.12.1"]).status.code(), Some(1), "{bad}");
+    }
+    assert_eq!(new(&["v", "--version", "latest"]).status.code(), Some(1));
+    assert!(new(&["<b>x&y", "--version", "2025.12.1"]).status.success());
+    assert!(
+        std::fs::read_to_string(folder.path().join("<b>x&y/index.html"))
+            .unwrap()
+            .contains("<title>&lt;b&gt;x&amp;y</title>")
+    );
+
+    // The latest version is looked up; when it cannot be, the fallback is said out loud.
+    let releases = stub_server(vec![
+        ("/version.json", b"\"2026.1.1\"".to_vec()),
+        ("/releases/2026.1.1/offline_2026.1.1.zip", offline_zip("2026.1.1")),
+    ]);
+    let output = new(&["latest", "--pyscript-url", &releases]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2026.1.1"));
+    let output = new(&["fallback", "--pyscript-url", "http://127.0.0.1:1"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Could not look up the latest PyScript version") && stdout.contains("2025.11.2"),
+        "{stdout}"
+    );
+
+    // Offline: assets downloaded once into the cache and copied; a hostile zip entry is ignored.
+    let output = new(&["offline", "--offline", "--pyscript-url", &releases]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(folder.path().join("offline/pyscript/core.js").is_file());
+    assert!(std::fs::read_to_string(folder.path().join("offline/index.html")).unwrap().contains("./pyscript/core.js"));
+    assert!(cache.join("thub/pyscript/2026.1.1/pyscript/core.css").is_file());
+    assert!(!folder.path().join("escape.txt").exists() && !cache.join("thub/escape.txt").exists());
+
+    // Offline without the network: the newest cached version (by number) when none was asked
+    // for; a named version that cannot be had is an error and leaves nothing behind.
+    std::fs::create_dir_all(cache.join("thub/pyscript/2025.12.1/pyscript")).unwrap();
+    for file in ["core.js", "core.css"] {
+        std::fs::write(cache.join("thub/pyscript/2025.12.1/pyscript").join(file), "x").unwrap();
+    }
+    let output = new(&["cached", "--offline", "--pyscript-url", "http://127.0.0.1:1"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2026.1.1"), "2026.1.1 beats 2025.12.1");
+    let output = new(&["named", "--offline", "--version", "2025.12.9", "--pyscript-url", "http://127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!folder.path().join("named").exists());
+}
+
+#[test]
+fn import_brings_tufts_users_and_proxies() {
+    use sha2::Digest;
+    let folder = tempfile::tempdir().unwrap();
+    let salt = [7u8; 32];
+    let mut hash = sha2::Sha256::new();
+    hash.update(salt);
+    hash.update(b"password123");
+    let config = serde_json::json!({
+        "users": {"test": [hex::encode(hash.finalize()), hex::encode(salt)], "bad name!": ["x", "y"]},
+        "proxies": {"weather": {"base_url": "https://api.weather.example/v1", "headers": {"X-Key": "k"}}},
+        "jwt": {"secret": "ignored", "expiry_hours": 24},
+    });
+    std::fs::write(folder.path().join("config.json"), config.to_string()).unwrap();
+    let output = run(thub(folder.path()).arg("import"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(report.contains("imported user 'test'") && report.contains("skipped user 'bad name!'"), "{report}");
+    assert!(report.contains("imported proxy 'weather'"), "{report}");
+    let output = run(thub(folder.path()).arg("config"));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.contains("[plugins.proxy.apis.weather]") && shown.contains("https://api.weather.example/v1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("X-Key = \"k\""), "literal header values are redacted");
+
+    // The imported password works (and is upgraded on that login).
+    let (mut child, address) = start(folder.path(), &[]);
+    for _ in 0..2 {
+        let ok = http_post_form(&address, "/api/v1/auth/login", "username=test&password=password123");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    }
+    let refused = http_post_form(&address, "/api/v1/auth/login", "username=test&password=password124");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    terminate(&mut child);
+
+    // Importing again changes nothing.
+    let output = run(thub(folder.path()).arg("import"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("skipped user 'test': already exists"));
+    let output = run(thub(folder.path()).args(["import", "missing.json"]));
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn serves_https_with_a_mkcert_style_pair_in_the_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(folder.path().join("localhost+1.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(folder.path().join("localhost+1-key.pem"), certified.key_pair.serialize_pem()).unwrap();
+    let (mut child, address) = start(folder.path(), &[]);
+    thub_core::app::install_crypto_providers();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build().unwrap();
+        let response = client.get(format!("https://{address}/health")).send().await.expect("https answers");
+        assert_eq!(response.status(), 200);
+        assert!(client.get(format!("http://{address}/health")).send().await.is_err(), "plain HTTP is not spoken");
+    });
+    terminate(&mut child);
+}

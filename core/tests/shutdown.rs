@@ -21,6 +21,7 @@ async fn in_flight_requests_finish_after_shutdown_starts() {
     let server = tokio::spawn(thub_core::server::serve(
         app,
         listener,
+        None,
         async {
             let _ = stopped.await;
         },

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod broker;
 mod clock;
 mod error;
 mod events;
@@ -23,6 +24,7 @@ pub use auth::{
     AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser,
     Principal, Role, UserSummary,
 };
+pub use broker::{Broker, BrokerMessage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_request_id, with_request_id};
 pub use events::{Event, EventBus};

@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{AccountDirectory, AccountHookList, AccountHooks, Clock, EventBus};
+use crate::{AccountDirectory, AccountHookList, AccountHooks, Broker, Clock, EventBus};
 
 /// A built-in plugin. The host assembles plugins statically, in dependency order, so a plugin
 /// may use services that plugins built before it provided.
@@ -87,6 +87,10 @@ pub struct PluginContext {
     pub clock: Arc<dyn Clock>,
     /// The hub folder `thub serve` serves (the working folder by default).
     pub root: PathBuf,
+    /// Where the host keeps its own files (the SQLite database): never to be served.
+    pub data_dir: PathBuf,
+    /// Messages between instances, when several share one Redis; `None` for a single instance.
+    pub broker: Option<Arc<dyn Broker>>,
     account_hooks: AccountHookList,
     services: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
 }
@@ -101,8 +105,9 @@ impl PluginContext {
         events: EventBus,
         clock: Arc<dyn Clock>,
         root: PathBuf,
+        data_dir: PathBuf,
     ) -> Self {
-        Self { db, accounts, events, clock, root, account_hooks, services: Arc::default() }
+        Self { db, accounts, events, clock, root, data_dir, broker: None, account_hooks, services: Arc::default() }
     }
 
     /// Takes part in account decisions (shared names, user deletion).

@@ -1,0 +1,87 @@
+//! The channel socket (`GET /channel/{name}`) and `GET /api/v1/channels`.
+
+use std::sync::Arc;
+
+use poem::web::websocket::{WebSocket, WebSocketConfig};
+use poem::web::{Data, Path};
+use poem::{IntoResponse, Request, Response, handler};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Tags};
+use thub_plugin_sdk::{ApiError, Authenticator, CurrentUser};
+
+use crate::hub::Channels;
+
+#[derive(Tags)]
+enum ChannelTags {
+    /// WebSocket channels.
+    #[oai(rename = "channels")]
+    Channels,
+}
+
+/// A channel and how many members it has on this instance.
+#[derive(Debug, Object)]
+pub struct ChannelCount {
+    /// Channel name.
+    pub name: String,
+    /// Connected members on this instance.
+    pub connections: u64,
+}
+
+/// `GET /api/v1/channels`.
+pub struct ChannelsApi {
+    channels: Arc<Channels>,
+}
+
+impl ChannelsApi {
+    /// Routes over the channels.
+    pub fn new(channels: Arc<Channels>) -> Self {
+        Self { channels }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/channels", tag = "ChannelTags::Channels")]
+impl ChannelsApi {
+    /// Open channels and their member counts on this instance (members connect with a
+    /// WebSocket to `/channel/{name}`).
+    #[oai(path = "/", method = "get")]
+    async fn list(&self, _user: CurrentUser) -> Json<Vec<ChannelCount>> {
+        Json(
+            self.channels
+                .counts()
+                .into_iter()
+                .map(|(name, connections)| ChannelCount { name, connections: connections as u64 })
+                .collect(),
+        )
+    }
+}
+
+/// `GET /channel/{name}`: the WebSocket upgrade, for logged-in users only.
+#[handler]
+pub(crate) async fn channel_socket(
+    request: &Request,
+    Path(name): Path<String>,
+    socket: WebSocket,
+    channels: Data<&Arc<Channels>>,
+) -> poem::Result<Response> {
+    let authenticator =
+        request.data::<Arc<dyn Authenticator>>().ok_or_else(|| ApiError::internal("no authenticator installed"))?;
+    let principal = authenticator
+        .authenticate(request)
+        .await?
+        .filter(|principal| principal.is_active)
+        .ok_or_else(ApiError::invalid_credentials)?;
+    let config = channels.config();
+    if name.is_empty() || name.chars().count() > config.max_channel_name_chars || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "channels.invalid_name",
+            format!("Channel names are 1 to {} printable characters", config.max_channel_name_chars),
+        )
+        .into());
+    }
+    let mut limits = WebSocketConfig::default();
+    limits.max_message_size = Some(config.max_message_bytes);
+    limits.max_frame_size = Some(config.max_message_bytes);
+    let channels = Arc::clone(&channels);
+    let username = principal.username;
+    Ok(socket.config(limits).on_upgrade(move |stream| channels.run(name, username, stream)).into_response())
+}

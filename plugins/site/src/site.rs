@@ -1,0 +1,152 @@
+//! The fallback that serves the hub folder: login first, then the file with ETag, Last-Modified,
+//! ranges and HEAD; a 404 page for browsers and JSON for API clients.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use poem::http::{Method, StatusCode, header};
+use poem::web::StaticFileRequest;
+use poem::{FromRequest, IntoResponse, Request, Response};
+use thub_plugin_sdk::{ApiError, Authenticator, Fallback};
+
+use crate::paths::{HUB_PREFIXES, Resolution, resolve};
+use crate::reload::{Reloads, SCRIPT};
+
+/// The hub folder as a web site.
+pub(crate) struct Site {
+    root: PathBuf,
+    data_dir: PathBuf,
+    deny: Vec<String>,
+    reloads: Option<Reloads>,
+}
+
+impl Site {
+    pub(crate) fn new(root: PathBuf, data_dir: PathBuf, deny: Vec<String>, reloads: Option<Reloads>) -> Self {
+        Self { root, data_dir, deny, reloads }
+    }
+}
+
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// Percent-encodes everything but unreserved characters and `/`, for `?next=`.
+fn encode_next(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[async_trait]
+impl Fallback for Site {
+    async fn claims(&self, request: &Request) -> bool {
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return false;
+        }
+        let path = request.uri().path();
+        if HUB_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+            return false;
+        }
+        // "/" belongs to the site only when the folder has a home page; otherwise the hub's
+        // welcome document answers there.
+        path != "/" || self.root.join("index.html").is_file()
+    }
+
+    async fn handle(&self, request: Request) -> poem::Result<Response> {
+        let principal = match request.data::<Arc<dyn Authenticator>>() {
+            Some(authenticator) => authenticator.authenticate(&request).await.ok().flatten(),
+            None => None,
+        };
+        if !principal.is_some_and(|principal| principal.is_active) {
+            if wants_html(&request) {
+                let target = request.uri().path_and_query().map_or("/", |path| path.as_str());
+                let location = format!("/login?next={}", encode_next(target));
+                return Ok(Response::builder()
+                    .status(StatusCode::SEE_OTHER)
+                    .header(header::LOCATION, location)
+                    .finish());
+            }
+            return Err(ApiError::invalid_credentials().into());
+        }
+        match resolve(&self.root, &self.data_dir, request.uri().path(), &self.deny) {
+            Resolution::NotFound => Ok(not_found(&request)),
+            Resolution::AddSlash(location) => {
+                let location = match request.uri().query() {
+                    Some(query) => format!("{location}?{query}"),
+                    None => location,
+                };
+                Ok(Response::builder()
+                    .status(StatusCode::PERMANENT_REDIRECT)
+                    .header(header::LOCATION, location)
+                    .finish())
+            }
+            Resolution::File(path) => self.serve(&request, path).await,
+        }
+    }
+}
+
+impl Site {
+    async fn serve(&self, request: &Request, path: PathBuf) -> poem::Result<Response> {
+        let is_html = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("html"));
+        if self.reloads.is_some() && is_html {
+            // With live reload, pages get the reload script; they are small and never cached.
+            let text = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|error| ApiError::internal(format!("read {}: {error}", path.display())))?;
+            let injected = match text.rfind("</body>") {
+                Some(at) => format!("{}{SCRIPT}{}", &text[..at], &text[at..]),
+                None => format!("{text}{SCRIPT}"),
+            };
+            let mut response = poem::web::Html(injected).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            return Ok(response);
+        }
+        let is_python = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("py"));
+        let conditions = StaticFileRequest::from_request_without_body(request).await?;
+        // no-cache: browsers revalidate with the ETag each time (a cheap 304), so edits show at
+        // once, yet large PyScript and Pyodide assets are not downloaded again.
+        let served = tokio::task::spawn_blocking(move || conditions.create_response(&path, true, true))
+            .await
+            .map_err(|error| ApiError::internal(format!("static file task: {error}")))?;
+        match served {
+            Ok(response) => {
+                let mut response = response.into_response();
+                // PyScript fetches .py files; name them as Python (mime_guess says text/plain).
+                if is_python && response.status().is_success() {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/x-python; charset=utf-8"));
+                }
+                Ok(response)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn not_found(request: &Request) -> Response {
+    if !wants_html(request) {
+        return ApiError::not_found("site.not_found", "Not Found").into_response();
+    }
+    Response::builder().status(StatusCode::NOT_FOUND).content_type("text/html; charset=utf-8").body(NOT_FOUND_PAGE)
+}
+
+const NOT_FOUND_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>404 - Page Not Found</title>
+<style>body{font-family:system-ui,sans-serif;display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0;text-align:center}a{display:inline-block;margin-top:1rem;padding:.6rem 1.2rem;border-radius:6px;background:#2b5cff;color:#fff;text-decoration:none}</style>
+</head><body><main><h1>404</h1><h2>Oops! Page Not Found</h2>
+<p>The page you are looking for seems to be playing hide and seek.</p>
+<a href="/">Take Me Home</a></main></body></html>
+"#;

@@ -1,0 +1,216 @@
+//! WebSocket channels on real sockets: relay to everyone but the sender, binary frames, isolation,
+//! authentication and Origin checks, size limits, slow consumers, counts, presence, and fan-out
+//! across two instances through Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use thub_tests::{Backend, Session, TestHub, TestServer, redis_url, use_redis};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &TestServer, channel: &str, session: &Session) -> Socket {
+    let url = format!("ws://{}/channel/{channel}?token={}", server.addr, session.access);
+    tokio_tungstenite::connect_async(url).await.expect("connected").0
+}
+
+async fn next_data(socket: &mut Socket) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        if matches!(message, Message::Text(_) | Message::Binary(_) | Message::Close(_)) {
+            return message;
+        }
+    }
+}
+
+async fn silent(socket: &mut Socket) -> bool {
+    match tokio::time::timeout(Duration::from_millis(300), socket.next()).await {
+        Err(_) => true,
+        Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => true,
+        Ok(_) => false,
+    }
+}
+
+async fn counts(hub: &TestHub, session: &Session) -> serde_json::Value {
+    hub.get_json(Some(session), "/api/v1/channels").await.1
+}
+
+/// Polls until `check` holds (no sleeps as assertions).
+async fn eventually<F: AsyncFn() -> bool>(check: F) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition never held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_relay_text_and_binary() {
+    let hub = TestHub::start_now(Backend::Sqlite).await;
+    let server = hub.serve().await;
+    let (alice, bob, carol) = (hub.register("alice").await, hub.register("bob").await, hub.register("carol").await);
+    let mut a = connect(&server, "chat", &alice).await;
+    let mut b = connect(&server, "chat", &bob).await;
+    let mut c = connect(&server, "chat", &carol).await;
+    let mut other = connect(&server, "notifications", &carol).await;
+    eventually(async || {
+        counts(&hub, &alice).await
+            == serde_json::json!([{"name": "chat", "connections": 3}, {"name": "notifications", "connections": 1}])
+    })
+    .await;
+
+    a.send(Message::text("hello from alice")).await.unwrap();
+    assert_eq!(next_data(&mut b).await, Message::text("hello from alice"));
+    assert_eq!(next_data(&mut c).await, Message::text("hello from alice"));
+    assert!(silent(&mut a).await, "the sender does not get its own message");
+    assert!(silent(&mut other).await, "other channels are isolated");
+
+    b.send(Message::binary(vec![0u8, 159, 146, 150])).await.unwrap();
+    assert_eq!(next_data(&mut a).await, Message::binary(vec![0u8, 159, 146, 150]));
+    assert_eq!(next_data(&mut c).await, Message::binary(vec![0u8, 159, 146, 150]));
+    c.send(Message::text("")).await.unwrap();
+    assert_eq!(next_data(&mut a).await, Message::text(""));
+
+    // Leaving is counted; the last one out closes the channel.
+    a.close(None).await.unwrap();
+    eventually(async || counts(&hub, &bob).await[0]["connections"] == 2).await;
+    b.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_data(&mut c).await, Message::text("still here"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_logged_in_same_origin_clients_connect() {
+    let hub = TestHub::start_now(Backend::Sqlite).await;
+    let server = hub.serve().await;
+    let alice = hub.register("alice").await;
+    let refused = |result: Result<_, WsError>| match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => 101,
+    };
+    let base = format!("ws://{}/channel/room", server.addr);
+    assert_eq!(refused(tokio_tungstenite::connect_async(base.clone()).await), 401);
+    assert_eq!(refused(tokio_tungstenite::connect_async(format!("{base}?token=invalid")).await), 401);
+    // The session cookie works, as in Tufts Hub.
+    let mut request = base.clone().into_client_request().unwrap();
+    request.headers_mut().insert("cookie", format!("session={}", alice.access).parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket.close(None).await.unwrap();
+    // A page on another origin cannot open a socket with the user's cookie.
+    let mut request = base.clone().into_client_request().unwrap();
+    request.headers_mut().insert("cookie", format!("session={}", alice.access).parse().unwrap());
+    request.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    assert_eq!(refused(tokio_tungstenite::connect_async(request).await), 403);
+    // A revoked session is refused too.
+    hub.client().post("/api/v1/auth/logout").header("authorization", alice.bearer()).send().await;
+    assert_eq!(refused(tokio_tungstenite::connect_async(format!("{base}?token={}", alice.access)).await), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_and_slow_consumers_do_not_hurt_the_others() {
+    let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
+        config.plugins.channels.settings.max_message_bytes = 1024;
+        config.plugins.channels.settings.queue_length = 64;
+    })
+    .await;
+    let server = hub.serve().await;
+    let (alice, bob, carol) = (hub.register("alice").await, hub.register("bob").await, hub.register("carol").await);
+    let mut a = connect(&server, "room", &alice).await;
+    let mut b = connect(&server, "room", &bob).await;
+
+    // Too big: the sender is closed with 1009; nobody gets the frame; the server goes on.
+    a.send(Message::text("x".repeat(4096))).await.unwrap();
+    match next_data(&mut a).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    assert!(silent(&mut b).await);
+    let mut a = connect(&server, "room", &alice).await;
+
+    // Carol stops reading; Alice floods (more than any socket buffer holds) while Bob reads
+    // along, never more than 16 frames behind; Bob gets everything in order, and Carol is
+    // dropped instead of stalling them.
+    let _carol_not_reading = connect(&server, "room", &carol).await;
+    let total = 3000;
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let read_window = window.clone();
+    let bob_reads = tokio::spawn(async move {
+        for index in 0..total {
+            let received = next_data(&mut b).await;
+            assert!(
+                matches!(received, Message::Text(ref text) if text.starts_with(&format!("{index:04}"))),
+                "bob got message {index}: {received:?}"
+            );
+            read_window.add_permits(1);
+        }
+    });
+    let payload = "y".repeat(1000);
+    for index in 0..total {
+        window.acquire().await.unwrap().forget();
+        a.send(Message::text(format!("{index:04}{}", &payload[4..]))).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(60), bob_reads).await.expect("bob kept up").unwrap();
+    eventually(async || counts(&hub, &alice).await[0]["connections"] == 2).await;
+    hub.client().get("/health").send().await.assert_status_is_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_frames_when_enabled() {
+    let hub =
+        TestHub::start_at_now_with(Backend::Sqlite, |config| config.plugins.channels.settings.presence = true).await;
+    let server = hub.serve().await;
+    let (alice, bob) = (hub.register("alice").await, hub.register("bob").await);
+    let mut a = connect(&server, "room", &alice).await;
+    let b = connect(&server, "room", &bob).await;
+    let joined: serde_json::Value = match next_data(&mut a).await {
+        Message::Text(text) => serde_json::from_str(&text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(joined, serde_json::json!({"type": "presence", "event": "join", "user": "bob", "channel": "room"}));
+    drop(b);
+    let left: serde_json::Value = match next_data(&mut a).await {
+        Message::Text(text) => serde_json::from_str(&text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(left["event"], "leave");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_instances_through_redis() {
+    if redis_url().is_none() {
+        eprintln!("skipped: TEST_REDIS_URL not set");
+        return;
+    }
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let first = TestHub::start_at_now_with(Backend::Sqlite, |config| assert!(use_redis(config, &prefix))).await;
+    // A second instance on the same database and Redis.
+    let second =
+        thub_core::Hub::build_with_clock((*first.hub.config).clone(), std::sync::Arc::new(first.clock.clone()))
+            .await
+            .unwrap();
+    let server_one = first.serve().await;
+    let server_two = TestServer::start(second.endpoint()).await;
+    let (alice, bob, carol) =
+        (first.register("alice").await, first.register("bob").await, first.register("carol").await);
+    let mut a = connect(&server_one, "shared", &alice).await;
+    let mut b = connect(&server_two, "shared", &bob).await;
+    let mut c = connect(&server_two, "shared", &carol).await;
+    a.send(Message::text("across")).await.unwrap();
+    assert_eq!(next_data(&mut b).await, Message::text("across"));
+    assert_eq!(next_data(&mut c).await, Message::text("across"));
+    assert!(silent(&mut a).await, "not echoed to the sender through Redis");
+    b.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(next_data(&mut a).await, Message::binary(vec![1u8, 2, 3]));
+    assert_eq!(next_data(&mut c).await, Message::binary(vec![1u8, 2, 3]));
+    assert!(silent(&mut b).await);
+}
