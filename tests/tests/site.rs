@@ -223,3 +223,26 @@ async fn live_reload_tells_pages_when_files_change() {
     .expect("a reload event after the change");
     assert!(chunk.contains("event: reload"), "{chunk}");
 }
+
+#[tokio::test]
+async fn the_example_apps_serve_and_their_config_parses() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let proxy_config = std::fs::read_to_string(examples.join("pyscript-proxy/thub.toml")).unwrap();
+    let config = thub_core::Config::from_toml(&proxy_config).unwrap();
+    assert!(config.plugins.proxy.settings.apis.contains_key("weather"));
+    for app in ["pyscript-chat", "pyscript-proxy"] {
+        let root = examples.join(app);
+        let hub = TestHub::start_with(Backend::Sqlite, |config| {
+            config.server.root = root.clone();
+            config.server.data_dir = std::env::temp_dir().join(format!("thub-example-{}", uuid::Uuid::new_v4()));
+        })
+        .await;
+        let session = hub.register("viewer").await;
+        for file in ["/", "/main.py", "/settings.json"] {
+            get(&hub, Some(&session), file).await.assert_status_is_ok();
+        }
+        if app == "pyscript-proxy" {
+            get(&hub, Some(&session), "/thub.toml").await.assert_status(StatusCode::NOT_FOUND);
+        }
+    }
+}
