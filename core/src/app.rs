@@ -18,9 +18,17 @@ use crate::meta::MetaApi;
 use crate::plugins::{self, PluginApis};
 use crate::shared::{RedisBroker, Shared};
 use crate::storage;
+use crate::wasm::{self, WasmHost};
 
 /// Every OpenAPI route the hub serves: core first, then the built-in plugins.
-type AllApis = (MetaApi, accounts::api::AuthApi, accounts::api::UsersApi, accounts::api::IdpApi, PluginApis);
+type AllApis = (
+    MetaApi,
+    accounts::api::AuthApi,
+    accounts::api::UsersApi,
+    accounts::api::IdpApi,
+    wasm::api::PluginsApi,
+    PluginApis,
+);
 
 /// A built hub: its shared state and the HTTP endpoint that serves it.
 pub struct Hub {
@@ -36,6 +44,8 @@ pub struct Hub {
     pub accounts: Arc<Accounts>,
     /// State shared between instances (Redis or local).
     pub shared: Arc<Shared>,
+    /// The WebAssembly plugin host, unless switched off.
+    pub wasm: Option<Arc<WasmHost>>,
     /// Ids of the mounted built-in plugins.
     pub plugins: Vec<&'static str>,
     endpoint: Arc<BoxEndpoint<'static, Response>>,
@@ -79,8 +89,29 @@ impl Hub {
             RedisBroker::new(shared.clone()).map(|broker| Arc::new(broker) as Arc<dyn thub_plugin_sdk::Broker>);
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
+        let wasm = match config.wasm.enabled {
+            true => Some(
+                WasmHost::start(
+                    config.wasm.clone(),
+                    config.wasm_dir()?,
+                    config.data_dir()?.join("wasm-cache"),
+                    db.clone(),
+                    events.clone(),
+                    clock.clone(),
+                )
+                .await?,
+            ),
+            false => None,
+        };
         let (auth_api, users_api, idp_api) = accounts::api::apis(accounts.clone());
-        let apis: AllApis = (MetaApi::new(db.clone(), shared.clone()), auth_api, users_api, idp_api, plugin_apis);
+        let apis: AllApis = (
+            MetaApi::new(db.clone(), shared.clone()),
+            auth_api,
+            users_api,
+            idp_api,
+            wasm::api::PluginsApi::new(wasm.clone()),
+            plugin_apis,
+        );
         let service = OpenApiService::new(apis, "thub", env!("CARGO_PKG_VERSION"))
             .description("Registry, identity provider and PyScript hub. SyftHub-compatible under /api/v1.");
         let spec = pruned_spec(&service, &assembly.disabled)?;
@@ -91,15 +122,32 @@ impl Hub {
         for path in api_paths::<AllApis>() {
             route = route.at(path, SharedEndpoint(api_endpoint.clone()));
         }
-        let spec_body = spec.clone();
+        let spec_document: serde_json::Value = serde_json::from_str(&spec)?;
+        let spec_wasm = wasm.clone();
         route = route
             .at(
                 "/openapi.json",
-                make_sync(move |_| Response::builder().content_type("application/json").body(spec_body.clone())),
+                make_sync(move |_| {
+                    let mut document = spec_document.clone();
+                    // WebAssembly plugins come and go at runtime: their routes join the
+                    // document when it is served.
+                    if let Some(host) = &spec_wasm
+                        && let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut)
+                    {
+                        paths.extend(host.openapi_paths());
+                    }
+                    Response::builder().content_type("application/json").body(document.to_string())
+                }),
             )
             .at("/docs", make_sync(move |_| Html(docs_html.clone())))
             .at("/login", get(accounts::pages::login_page).post(accounts::pages::login_submit))
             .at("/logout", get(accounts::pages::logout));
+        if let Some(host) = &wasm {
+            let plugin_routes = Arc::new(wasm::api::PluginRoutes { host: host.clone() }.boxed());
+            route = route
+                .at("/plugins/:id", SharedEndpoint(plugin_routes.clone()))
+                .at("/plugins/:id/*path", SharedEndpoint(plugin_routes));
+        }
         for (path, endpoint) in assembly.routes {
             route = route.at(path, endpoint);
         }
@@ -108,6 +156,7 @@ impl Hub {
             route.at("/", FallbackChain { fallbacks: fallbacks.clone() }).at("/*path", FallbackChain { fallbacks });
 
         let policy = OriginPolicy { allowed: config.server.cors_origins.clone() };
+        let route = wasm::middleware(route, wasm.clone());
         let app = http::trim_api_trailing_slash(route)
             .with(poem::middleware::CookieJarManager::new())
             .data(accounts.clone() as Arc<dyn thub_plugin_sdk::Authenticator>)
@@ -124,6 +173,7 @@ impl Hub {
             clock,
             accounts,
             shared,
+            wasm,
             plugins: assembly.enabled,
             endpoint: Arc::new(endpoint),
             spec,

@@ -36,6 +36,8 @@ pub struct Config {
     pub idp: IdpConfig,
     /// Built-in plugins, one `[plugins.<id>]` section each.
     pub plugins: PluginsConfig,
+    /// WebAssembly plugins: where they live, their limits, and what each is granted.
+    pub wasm: WasmConfig,
 }
 
 /// `[server]`.
@@ -232,6 +234,83 @@ pub struct PluginsConfig {
     pub site: PluginSection<thub_site::SiteConfig>,
 }
 
+/// `[wasm]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WasmConfig {
+    /// Load WebAssembly plugins at all.
+    pub enabled: bool,
+    /// The plugins folder: one sub-folder per plugin with `plugin.toml` and its `.wasm`.
+    /// Relative paths are relative to the data folder.
+    pub dir: PathBuf,
+    /// Linear memory per instance, in MiB.
+    pub memory_mb: u64,
+    /// Calls of one plugin running at once; more are answered 503.
+    pub max_concurrency: usize,
+    /// Wall-clock limit of a route call, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Wall-clock limit of a middleware call (which then lets the request through).
+    pub middleware_timeout_ms: u64,
+    /// Wall-clock limit of an event delivery.
+    pub event_timeout_ms: u64,
+    /// Wall-clock limit of a scheduled task.
+    pub task_timeout_ms: u64,
+    /// Consecutive failures (traps, timeouts) after which a plugin is disabled.
+    pub failure_threshold: u32,
+    /// Largest request body handed to a plugin.
+    pub max_request_bytes: usize,
+    /// Largest response a plugin may return.
+    pub max_response_bytes: usize,
+    /// Shortest interval of a scheduled task, in seconds.
+    pub min_schedule_seconds: u64,
+    /// What each plugin may do, by plugin id. Nothing is granted by default: an ungranted
+    /// plugin can only log.
+    pub grants: std::collections::BTreeMap<String, WasmGrant>,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("plugins"),
+            memory_mb: 64,
+            max_concurrency: 16,
+            request_timeout_ms: 5_000,
+            middleware_timeout_ms: 100,
+            event_timeout_ms: 10_000,
+            task_timeout_ms: 30_000,
+            failure_threshold: 10,
+            max_request_bytes: 1 << 20,
+            max_response_bytes: 4 << 20,
+            min_schedule_seconds: 60,
+            grants: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// `[wasm.grants.<plugin id>]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WasmGrant {
+    /// Granted capabilities: `kv`, `http`, `emit`, `config`, `middleware`, `events`, `tasks`.
+    pub capabilities: Vec<String>,
+    /// Hosts outbound HTTP may reach (with `http`), e.g. `api.example.com`.
+    pub http_hosts: Vec<String>,
+    /// Let outbound HTTP reach private and loopback addresses (off: SSRF protection).
+    pub allow_private_network: bool,
+    /// Values for the config keys the manifest declares. Literal values are not printed.
+    #[serde(serialize_with = "redacted_values")]
+    pub config: std::collections::BTreeMap<String, String>,
+}
+
+fn redacted_values<S: serde::Serializer>(
+    values: &std::collections::BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let shown: std::collections::BTreeMap<&String, &str> = values.keys().map(|key| (key, "<redacted>")).collect();
+    shown.serialize(serializer)
+}
+
 /// A secret string: never printed. `Debug` and `Serialize` show `<redacted>` when it is set.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -338,6 +417,11 @@ impl Config {
         let root = std::path::absolute(&self.server.root)
             .with_context(|| format!("cannot resolve hub folder {}", self.server.root.display()))?;
         Ok(root)
+    }
+
+    /// The WebAssembly plugins folder, absolute.
+    pub fn wasm_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.data_dir()?.join(&self.wasm.dir))
     }
 
     /// The data folder, absolute.

@@ -15,6 +15,7 @@ pub mod shared;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod wasm;
 
 pub use app::Hub;
 pub use config::Config;

@@ -15,6 +15,7 @@ mod m20261126_000005_create_signing_keys;
 mod m20261126_000006_create_organizations;
 mod m20261126_000007_create_endpoints;
 mod m20261126_000008_create_endpoint_stars;
+mod m20261126_000009_create_wasm_plugin_tables;
 
 /// Runs the migrations above, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_create_organizations::Migration),
             Box::new(m20261126_000007_create_endpoints::Migration),
             Box::new(m20261126_000008_create_endpoint_stars::Migration),
+            Box::new(m20261126_000009_create_wasm_plugin_tables::Migration),
         ]
     }
 }
