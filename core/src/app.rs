@@ -53,6 +53,14 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// Hands what one-shot commands did to the background machinery before the process ends:
+    /// events emitted so far are queued for WebAssembly plugins.
+    pub async fn settle(&self) {
+        if let Some(wasm) = &self.wasm {
+            wasm.queue_events().await;
+        }
+    }
+
     /// Builds the hub on the system clock.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_clock(config, Arc::new(SystemClock)).await

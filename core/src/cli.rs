@@ -93,6 +93,12 @@ pub enum Command {
         #[arg(default_value = "config.json")]
         path: PathBuf,
     },
+    /// Manage WebAssembly plugins.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Manage the identity provider's signing keys.
     Keys {
         /// What to do.
@@ -106,6 +112,40 @@ pub enum Command {
 pub enum KeysAction {
     /// Create a new signing key; the previous one stays in the JWKS for `idp.key_overlap_hours`.
     Rotate,
+}
+
+/// `thub plugin …`.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// List the plugins in the plugins folder: state, routes, problems.
+    List,
+    /// Switch a plugin on (also clears a failure trip); running servers follow within seconds.
+    Enable {
+        /// Plugin id.
+        id: String,
+    },
+    /// Switch a plugin off on every server sharing the database.
+    Disable {
+        /// Plugin id.
+        id: String,
+    },
+    /// Check that a plugin loads, then have running servers load it again.
+    Reload {
+        /// Plugin id.
+        id: String,
+    },
+    /// Create a Rust plugin crate NAME in the plugins folder (or in --dir), where a running
+    /// server loads every `cargo build` of it.
+    New {
+        /// The plugin id and folder name (lowercase letters, digits, hyphens).
+        name: String,
+        /// Create it in this folder instead of the plugins folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Path to thub-plugin-sdk (default: the one this thub was built from, if present).
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// Parses arguments, runs the command, and maps failure to exit code 1.
@@ -161,6 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 role: if admin { Role::Admin } else { Role::User },
             };
             let user = hub.accounts.create_user(new).await.map_err(describe)?;
+            hub.settle().await;
             println!("User '{}' added{}.", user.username, if admin { " as an administrator" } else { "" });
             Ok(())
         }
@@ -169,6 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match hub.accounts.user_by_name(&username).await.map_err(describe)? {
                 Some(user) => {
                     hub.accounts.remove_user(user).await.map_err(describe)?;
+                    hub.settle().await;
                     println!("User '{username}' removed.");
                 }
                 None => println!("User '{username}' does not exist; nothing to do."),
@@ -182,6 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Password of '{username}' changed; their sessions were ended.");
             Ok(())
         }
+        Command::Plugin { action } => plugin(&sources, action).await,
         Command::Keys { action: KeysAction::Rotate } => {
             let hub = quiet_hub(&sources).await?;
             let kid = hub.accounts.idp.rotate().await?;
@@ -207,7 +250,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { path } => {
             let hub = quiet_hub(&sources).await?;
             let config_file = sources.file.clone().unwrap_or_else(|| PathBuf::from(crate::config::CONFIG_FILE));
-            for line in crate::import::import(&hub, &path, &config_file).await? {
+            let lines = crate::import::import(&hub, &path, &config_file).await?;
+            hub.settle().await;
+            for line in lines {
                 println!("{line}");
             }
             Ok(())
@@ -221,6 +266,71 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn plugin(sources: &ConfigSources, action: PluginAction) -> anyhow::Result<()> {
+    match action {
+        PluginAction::New { name, dir, sdk } => {
+            let parent = match dir {
+                Some(dir) => dir,
+                None => Config::load(sources)?.wasm_dir()?,
+            };
+            for line in crate::wasm::scaffold::create(&parent.join(name), sdk)? {
+                println!("{line}");
+            }
+        }
+        PluginAction::List => {
+            let (_hub, host) = plugin_host(sources).await?;
+            let plugins = host.list();
+            if plugins.is_empty() {
+                println!("No plugins in {}.", host.dir().display());
+            }
+            for plugin in plugins {
+                let state = plugin.problem.unwrap_or_else(|| "serving".to_owned());
+                println!("{} {} (API {}, {}): {state}", plugin.id, plugin.version, plugin.api_version, plugin.world);
+                for route in &plugin.routes {
+                    println!("    {route}");
+                }
+                if !plugin.events.is_empty() {
+                    println!("    events: {}", plugin.events.join(", "));
+                }
+            }
+        }
+        PluginAction::Enable { id } => switch_plugin(sources, &id, true).await?,
+        PluginAction::Disable { id } => switch_plugin(sources, &id, false).await?,
+        PluginAction::Reload { id } => {
+            let (_hub, host) = plugin_host(sources).await?;
+            host.reload(&id).await.map_err(|error| anyhow::anyhow!("plugin '{id}' does not load: {error}"))?;
+            // Running servers watch the folder: touching the manifest makes them load it again.
+            let manifest = host.dir().join(&id).join("plugin.toml");
+            std::fs::File::options()
+                .append(true)
+                .open(&manifest)
+                .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+                .map_err(|error| anyhow::anyhow!("cannot touch {}: {error}", manifest.display()))?;
+            println!("Plugin '{id}' loads; running servers load it again within a second.");
+        }
+    }
+    Ok(())
+}
+
+async fn switch_plugin(sources: &ConfigSources, id: &str, enable: bool) -> anyhow::Result<()> {
+    let (_hub, host) = plugin_host(sources).await?;
+    anyhow::ensure!(host.list().iter().any(|plugin| plugin.id == id), "no plugin '{id}' in {}", host.dir().display());
+    host.set_enabled(id, enable).await?;
+    let done = if enable { "enabled" } else { "disabled" };
+    println!("Plugin '{id}' {done}; running servers follow within seconds.");
+    Ok(())
+}
+
+/// A quiet hub and its WebAssembly host, for `thub plugin …`.
+async fn plugin_host(sources: &ConfigSources) -> anyhow::Result<(Hub, std::sync::Arc<crate::wasm::WasmHost>)> {
+    let hub = quiet_hub(sources).await?;
+    let host = hub
+        .wasm
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("WebAssembly plugins are switched off ([wasm] enabled = false)"))?;
+    Ok((hub, host))
 }
 
 /// A hub for one-shot commands: same database and services, logs only warnings.

@@ -15,6 +15,7 @@ pub mod entity;
 mod host;
 pub mod manifest;
 mod runtime;
+pub mod scaffold;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -134,6 +135,7 @@ pub struct WasmHost {
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     load_errors: Mutex<BTreeMap<String, String>>,
     task_state: Mutex<HashMap<(String, String), (Instant, bool)>>,
+    intake: Mutex<tokio::sync::broadcast::Receiver<Arc<thub_plugin_sdk::Event>>>,
 }
 
 impl WasmHost {
@@ -153,20 +155,25 @@ impl WasmHost {
             dir,
             cache_dir,
             db,
-            events,
+            events: events.clone(),
             clock,
             slots: RwLock::default(),
             load_errors: Mutex::default(),
             task_state: Mutex::default(),
+            intake: Mutex::new(events.subscribe()),
         });
         for manifest_path in runtime::manifest_paths(&host.dir) {
             host.load(&manifest_path).await;
         }
         host.apply_switches().await;
-        tokio::spawn(outbox_intake(Arc::downgrade(&host), host.events.subscribe()));
         tokio::spawn(background(Arc::downgrade(&host)));
         watch(Arc::downgrade(&host));
         Ok(host)
+    }
+
+    /// The plugins folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn slot(&self, id: &str) -> Option<Arc<Slot>> {
@@ -226,6 +233,13 @@ impl WasmHost {
     async fn compile(&self, manifest_path: &Path) -> anyhow::Result<Loaded> {
         let manifest = Manifest::read(manifest_path)?;
         let folder = manifest_path.parent().unwrap_or(Path::new("."));
+        anyhow::ensure!(
+            folder.file_name().is_some_and(|name| name == manifest.id.as_str()),
+            "plugin {} must be in a folder named {} (found {})",
+            manifest.id,
+            manifest.id,
+            folder.display()
+        );
         let wasm_path = folder.join(&manifest.wasm);
         let bytes = tokio::fs::read(&wasm_path)
             .await
@@ -294,6 +308,7 @@ impl WasmHost {
 
     /// Every plugin, loaded or not.
     pub fn list(&self) -> Vec<PluginInfo> {
+        let load_errors = self.load_errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
         let mut infos: Vec<PluginInfo> = self
             .all_slots()
             .into_iter()
@@ -301,13 +316,18 @@ impl WasmHost {
                 let loaded = slot.current();
                 let manifest = &loaded.services.manifest;
                 let calls = slot.calls.load(Ordering::Relaxed);
+                let problem = slot.problem().or_else(|| {
+                    load_errors
+                        .get(&id)
+                        .map(|error| format!("the new version did not load, the previous one serves: {error}"))
+                });
                 PluginInfo {
                     id,
                     version: manifest.version.clone(),
                     api_version: manifest.api_version.clone(),
                     world: manifest.world.clone(),
                     enabled: slot.enabled.load(Ordering::Relaxed),
-                    problem: slot.problem(),
+                    problem,
                     routes: manifest
                         .routes
                         .iter()
@@ -330,7 +350,7 @@ impl WasmHost {
                 }
             })
             .collect();
-        for (id, error) in self.load_errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+        for (id, error) in &load_errors {
             if !infos.iter().any(|info| &info.id == id) {
                 infos.push(PluginInfo {
                     id: id.clone(),
@@ -576,6 +596,67 @@ impl WasmHost {
             .collect()
     }
 
+    /// Copies the bus events plugins subscribe to into the outbox. Delivery happens later, so a
+    /// slow plugin never slows the request that emitted an event. One-shot commands (`thub
+    /// adduser`) call this before exiting so their events are not lost with the process.
+    pub async fn queue_events(&self) {
+        let mut pending = Vec::new();
+        {
+            let mut intake = self.intake.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            loop {
+                match intake.try_recv() {
+                    Ok(event) => pending.push(event),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(missed)) => {
+                        tracing::error!(missed, "the plugin event intake fell behind; events were missed");
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        for event in pending {
+            let subscribers = self.subscribers(&event.kind);
+            if subscribers.is_empty() {
+                continue;
+            }
+            let stored = StoredEvent {
+                kind: event.kind.clone(),
+                id: event.id.to_string(),
+                occurred_at_ms: event.occurred_at.timestamp_millis().max(0) as u64,
+                data: event.data.clone(),
+            };
+            let text = serde_json::to_string(&stored).unwrap_or_default();
+            for plugin in subscribers {
+                let row = outbox::ActiveModel {
+                    plugin_id: Set(plugin),
+                    event: Set(text.clone()),
+                    attempts: Set(0),
+                    next_attempt_at: Set(self.clock.now()),
+                    last_error: Set(None),
+                    dead: Set(false),
+                    created_at: Set(self.clock.now()),
+                    ..Default::default()
+                };
+                if let Err(error) = row.insert(&self.db).await {
+                    tracing::error!(error = %error, "cannot queue an event for a plugin");
+                }
+            }
+        }
+    }
+
+    /// Claims a due outbox row for this instance: moves its next attempt past the delivery
+    /// deadline, only if no other instance did first. Instances sharing a database thus rarely
+    /// deliver the same event twice (at-least-once still allows it after a crash).
+    async fn claim(&self, row: &outbox::Model) -> bool {
+        let lease = chrono::Duration::milliseconds(self.config.event_timeout_ms as i64 + 5_000);
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::NextAttemptAt, sea_orm::sea_query::Expr::value(self.clock.now() + lease))
+            .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::NextAttemptAt.eq(row.next_attempt_at))
+            .exec(&self.db)
+            .await
+            .is_ok_and(|result| result.rows_affected == 1)
+    }
+
     async fn work_outbox(&self) {
         let now = self.clock.now();
         let due = outbox::Entity::find()
@@ -587,6 +668,9 @@ impl WasmHost {
             .await
             .unwrap_or_default();
         for row in due {
+            if !self.claim(&row).await {
+                continue;
+            }
             match self.deliver(&row).await {
                 Ok(()) => {
                     let _ = outbox::Entity::delete_by_id(row.id).exec(&self.db).await;
@@ -610,10 +694,11 @@ impl WasmHost {
     async fn run_schedules(self: &Arc<Self>) {
         let minimum = Duration::from_secs(self.config.min_schedule_seconds.max(1));
         for (id, slot) in self.all_slots() {
-            if slot.problem().is_some() {
+            let loaded = slot.current();
+            if slot.problem().is_some() || !loaded.services.granted("tasks") {
                 continue;
             }
-            for task in slot.manifest().schedule {
+            for task in loaded.services.manifest.schedule.clone() {
                 let every = Duration::from_secs(task.every_seconds).max(minimum);
                 let key = (id.clone(), task.name.clone());
                 let due = {
@@ -707,51 +792,6 @@ impl From<&typed::thub::plugin::types::Event> for StoredEvent {
     }
 }
 
-/// Copies bus events wanted by plugins into the outbox. Delivery happens elsewhere, so a slow
-/// plugin never slows the request that emitted the event.
-async fn outbox_intake(
-    host: std::sync::Weak<WasmHost>,
-    mut bus: tokio::sync::broadcast::Receiver<Arc<thub_plugin_sdk::Event>>,
-) {
-    loop {
-        let event = match bus.recv().await {
-            Ok(event) => event,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::error!(missed, "the plugin event intake fell behind; events were missed");
-                continue;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        let Some(host) = host.upgrade() else { return };
-        let subscribers = host.subscribers(&event.kind);
-        if subscribers.is_empty() {
-            continue;
-        }
-        let stored = StoredEvent {
-            kind: event.kind.clone(),
-            id: event.id.to_string(),
-            occurred_at_ms: event.occurred_at.timestamp_millis().max(0) as u64,
-            data: event.data.clone(),
-        };
-        let text = serde_json::to_string(&stored).unwrap_or_default();
-        for plugin in subscribers {
-            let row = outbox::ActiveModel {
-                plugin_id: Set(plugin),
-                event: Set(text.clone()),
-                attempts: Set(0),
-                next_attempt_at: Set(host.clock.now()),
-                last_error: Set(None),
-                dead: Set(false),
-                created_at: Set(host.clock.now()),
-                ..Default::default()
-            };
-            if let Err(error) = row.insert(&host.db).await {
-                tracing::error!(error = %error, "cannot queue an event for a plugin");
-            }
-        }
-    }
-}
-
 /// The outbox worker, the scheduler and the switch poller, on one timer.
 async fn background(host: std::sync::Weak<WasmHost>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
@@ -759,6 +799,7 @@ async fn background(host: std::sync::Weak<WasmHost>) {
     loop {
         ticker.tick().await;
         let Some(host) = host.upgrade() else { return };
+        host.queue_events().await;
         host.work_outbox().await;
         host.run_schedules().await;
         rounds += 1;
@@ -781,6 +822,13 @@ fn watch(host: std::sync::Weak<WasmHost>) {
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         for path in event.paths {
+            // Only a manifest or a component matters: a cargo build in a plugin crate touches
+            // thousands of other files.
+            let relevant = path.file_name().is_some_and(|name| name == "plugin.toml")
+                || path.extension().is_some_and(|extension| extension == "wasm");
+            if !relevant {
+                continue;
+            }
             if let Some(id) = path
                 .strip_prefix(&watched)
                 .ok()

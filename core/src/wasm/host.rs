@@ -44,7 +44,7 @@ pub(crate) struct PluginServices {
 }
 
 impl PluginServices {
-    fn granted(&self, capability: &str) -> bool {
+    pub(crate) fn granted(&self, capability: &str) -> bool {
         self.grant.capabilities.iter().any(|granted| granted == capability)
     }
 }
@@ -229,18 +229,17 @@ impl typed::thub::plugin::kv::Host for HostState {
 }
 
 async fn stored_bytes(db: &DatabaseConnection, plugin: &str) -> Result<i64, sea_orm::DbErr> {
-    use sea_orm::sea_query::{Expr, Func};
-    let total: Option<Option<i64>> = plugin_kv::Entity::find()
+    use sea_orm::sea_query::Expr;
+    // LENGTH counts bytes of a blob on SQLite and of a bytea on PostgreSQL; the cast keeps
+    // PostgreSQL's SUM (numeric) an integer.
+    let total: Option<i64> = plugin_kv::Entity::find()
         .select_only()
-        .expr(Func::coalesce([
-            Func::sum(Func::char_length(Expr::col(plugin_kv::Column::Value))).into(),
-            Expr::value(0i64),
-        ]))
+        .expr(Expr::cust("CAST(COALESCE(SUM(LENGTH(value)), 0) AS BIGINT)"))
         .filter(plugin_kv::Column::PluginId.eq(plugin))
         .into_tuple()
         .one(db)
         .await?;
-    Ok(total.flatten().unwrap_or(0))
+    Ok(total.unwrap_or(0))
 }
 
 // ----- config -----

@@ -125,6 +125,13 @@ impl Manifest {
             SUPPORTED_API.0,
             SUPPORTED_API.1
         );
+        let wasm = Path::new(&self.wasm);
+        anyhow::ensure!(
+            wasm.components().all(|part| matches!(part, std::path::Component::Normal(_))),
+            "plugin {}: wasm = '{}' must be a path inside the plugin folder",
+            self.id,
+            self.wasm
+        );
         for route in &self.routes {
             anyhow::ensure!(
                 route.path.starts_with('/'),

@@ -1,6 +1,6 @@
 //! `events`: reacts to hub events. It counts `user.registered` and `endpoint.created` in its
-//! key-value store, emits `plugin.events.seen` for each, and shows the counts at
-//! GET /plugins/events/stats.
+//! key-value store, emits `plugin.events.seen` for each, counts runs of its scheduled task
+//! `tick`, and shows the counts at GET /plugins/events/stats.
 
 use thub_plugin_sdk::guest::{self, Event, Plugin, Request, Response, hub, kv};
 
@@ -21,14 +21,20 @@ impl Plugin for Events {
         Ok(())
     }
 
+    fn run_task(name: String) -> Result<(), String> {
+        let key = format!("count:task:{name}");
+        kv::set(&key, (count(&key) + 1).to_string().as_bytes())
+    }
+
     fn handle_request(request: Request) -> Result<Response, String> {
         if request.path != "/stats" {
             return Ok(guest::text(404, "no such page"));
         }
         let body = format!(
-            "{{\"user.registered\": {}, \"endpoint.created\": {}}}",
+            "{{\"user.registered\": {}, \"endpoint.created\": {}, \"tick\": {}}}",
             count("count:user.registered"),
-            count("count:endpoint.created")
+            count("count:endpoint.created"),
+            count("count:task:tick")
         );
         Ok(guest::json(200, &body))
     }
