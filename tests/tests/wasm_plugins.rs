@@ -541,6 +541,64 @@ async fn plugin_routes_are_in_the_openapi_document() {
     assert!(spec["paths"]["/api/v1/plugins"]["get"].is_object());
 }
 
+async fn middleware_answers_before_routing_when_granted(backend: Backend) {
+    let hub = PluginHub::start(
+        backend,
+        |plugins| install(plugins, "maintenance"),
+        |config| {
+            config.wasm.grants.insert("maintenance".to_owned(), grant(&["kv", "middleware"]));
+        },
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    let alice = hub.hub.register("alice").await;
+    let endpoint = json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"});
+    hub.hub.endpoint(&alice, endpoint.clone()).await;
+
+    let set = |session: &Session, mode: &'static str| {
+        let session = session.clone();
+        let hub = &hub;
+        async move { hub.send(Method::PUT, Some(&session), "/plugins/maintenance/mode", mode, &[]).await.0 }
+    };
+    assert_eq!(set(&alice, "on").await, 403);
+    assert_eq!(set(&admin, "maybe").await, 422);
+    assert_eq!(set(&admin, "on").await, 204);
+    assert_eq!(hub.get(Some(&alice), "/plugins/maintenance/mode").await, (200, "on".to_owned()));
+
+    // Writes are answered by the plugin; reads and signing in go through.
+    let second = json!({"name": "Tides", "slug": "tides", "type": "model", "visibility": "public"});
+    let (status, body) = hub.hub.post_json(Some(&alice), "/api/v1/endpoints", second.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("maintenance")), "{body}");
+    let (status, body, headers) = hub.send(Method::DELETE, Some(&alice), "/api/v1/endpoints/weather", "", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "600");
+    assert_eq!(hub.hub.get_json(Some(&alice), "/api/v1/endpoints").await.0, 200);
+    hub.hub.login("alice", thub_tests::PASSWORD).await;
+
+    assert_eq!(set(&admin, "off").await, 204);
+    assert_eq!(hub.hub.post_json(Some(&alice), "/api/v1/endpoints", second).await.0, 201);
+}
+
+on_every_backend!(middleware_answers_before_routing_when_granted);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middleware_needs_its_grant() {
+    // Without the grant the manifest's `middleware = true` is ignored.
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "maintenance"),
+        |config| {
+            config.wasm.grants.insert("maintenance".to_owned(), grant(&["kv"]));
+        },
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    let (status, ..) = hub.send(Method::PUT, Some(&admin), "/plugins/maintenance/mode", "on", &[]).await;
+    assert_eq!(status, 204);
+    let endpoint = json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"});
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/endpoints", endpoint).await.0, 201);
+}
+
 // ----- hostile components, as component text -----
 
 /// A raw-world component around a core module (its fields) that exports `memory`, `cabi_realloc` and
