@@ -298,17 +298,10 @@ pub struct WasmGrant {
     pub http_hosts: Vec<String>,
     /// Let outbound HTTP reach private and loopback addresses (off: SSRF protection).
     pub allow_private_network: bool,
-    /// Values for the config keys the manifest declares. Literal values are not printed.
-    #[serde(serialize_with = "redacted_values")]
+    /// Values for the config keys the manifest declares; `${env:NAME}` or `${file:PATH}` keep
+    /// secrets out of this file. Literal values are not printed.
+    #[serde(serialize_with = "thub_plugin_sdk::serialize_redacted")]
     pub config: std::collections::BTreeMap<String, String>,
-}
-
-fn redacted_values<S: serde::Serializer>(
-    values: &std::collections::BTreeMap<String, String>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let shown: std::collections::BTreeMap<&String, &str> = values.keys().map(|key| (key, "<redacted>")).collect();
-    shown.serialize(serializer)
 }
 
 /// A secret string: never printed. `Debug` and `Serialize` show `<redacted>` when it is set.

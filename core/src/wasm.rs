@@ -41,6 +41,9 @@ use host::PluginServices;
 use manifest::Manifest;
 use runtime::{CallFailure, Prepared};
 
+/// The largest component loaded: Python and JavaScript guests are 12–18 MB.
+const MAX_COMPONENT_BYTES: usize = 32 << 20;
+
 /// What the admin list shows of a plugin.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginInfo {
@@ -244,6 +247,12 @@ impl WasmHost {
         let bytes = tokio::fs::read(&wasm_path)
             .await
             .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", wasm_path.display()))?;
+        anyhow::ensure!(
+            bytes.len() <= MAX_COMPONENT_BYTES,
+            "plugin {}: the component is {} bytes; the most this host loads is {MAX_COMPONENT_BYTES}",
+            manifest.id,
+            bytes.len()
+        );
         let (component, sha256) = runtime::compile(&self.engine, Arc::new(bytes), &self.cache_dir).await?;
         if let Some(expected) = &manifest.sha256 {
             anyhow::ensure!(
@@ -254,7 +263,11 @@ impl WasmHost {
         }
         let prepared = runtime::prepare(&self.engine, &component, &manifest.world)
             .map_err(|error| anyhow::anyhow!("plugin {}: {error:#}", manifest.id))?;
-        let grant = self.config.grants.get(&manifest.id).cloned().unwrap_or_default();
+        let mut grant = self.config.grants.get(&manifest.id).cloned().unwrap_or_default();
+        for (key, value) in grant.config.iter_mut() {
+            *value = thub_plugin_sdk::expand_secret(value)
+                .map_err(|error| anyhow::anyhow!("plugin {}: config {key}: {error}", manifest.id))?;
+        }
         let services = Arc::new(PluginServices {
             id: Arc::from(manifest.id.as_str()),
             manifest,

@@ -32,6 +32,8 @@ mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
 mod responses;
 #[cfg(not(target_arch = "wasm32"))]
+mod secrets;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod slug;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -51,6 +53,8 @@ pub use events::{Event, EventBus};
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection};
 #[cfg(not(target_arch = "wasm32"))]
 pub use responses::{NoContent, default_limit, default_skip, page};
+#[cfg(not(target_arch = "wasm32"))]
+pub use secrets::{expand_secret, serialize_redacted};
 
 /// Re-exports so plugins name the same versions of poem and poem-openapi as the host.
 #[cfg(not(target_arch = "wasm32"))]

@@ -131,12 +131,16 @@ fn error_code(body: &str) -> String {
 }
 
 async fn hello_serves_routes_with_kv_config_and_principal(backend: Backend) {
+    // The greeting is a secret kept in a file, as operators keep API keys.
+    let secrets = tempfile::tempdir().unwrap();
+    let greeting = secrets.path().join("greeting");
+    std::fs::write(&greeting, "hi\n").unwrap();
     let hub = PluginHub::start(
         backend,
         |plugins| install(plugins, "hello"),
         |config| {
             let mut hello = grant(&["kv", "config"]);
-            hello.config.insert("greeting".to_owned(), "hi".to_owned());
+            hello.config.insert("greeting".to_owned(), format!("${{file:{}}}", greeting.display()));
             config.wasm.grants.insert("hello".to_owned(), hello);
             config.wasm.max_request_bytes = 1024;
         },
@@ -234,6 +238,21 @@ async fn grants_decide_what_a_plugin_may_call() {
     let (status, body, _) = hub.send(Method::PUT, Some(&alice), "/plugins/hello/note", &"x".repeat(70_000), &[]).await;
     assert_eq!((status, error_code(&body).as_str()), (502, "plugins.failed"), "{body}");
     assert_eq!(hub.get(Some(&alice), "/plugins/hello/note").await, (200, "small".to_owned()));
+
+    // A secret that cannot be read keeps the plugin from loading, and says why.
+    let unreadable = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "hello"),
+        |config| {
+            let mut hello = grant(&["config"]);
+            hello.config.insert("greeting".to_owned(), "${file:/nonexistent/greeting}".to_owned());
+            config.wasm.grants.insert("hello".to_owned(), hello);
+        },
+    )
+    .await;
+    let problem = unreadable.hub.hub.wasm.as_ref().unwrap().list()[0].problem.clone().unwrap();
+    assert!(problem.contains("config greeting: cannot read /nonexistent/greeting"), "{problem}");
+    assert_eq!(unreadable.get(None, "/plugins/hello/count").await.0, 404);
 
     // Nothing granted: storage writes fail (the route answers 502), reads see nothing.
     let bare = PluginHub::start(Backend::Sqlite, |plugins| install(plugins, "hello"), |_| {}).await;

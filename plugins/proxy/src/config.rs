@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The proxy plugin's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub struct ApiConfig {
     pub base_url: String,
     /// Headers added to every request (they override the client's). Values may be
     /// `${env:NAME}` or `${file:/path}` so secrets stay out of this file.
-    #[serde(default, serialize_with = "redacted")]
+    #[serde(default, serialize_with = "thub_plugin_sdk::serialize_redacted")]
     pub headers: BTreeMap<String, String>,
     /// Seconds to wait for the response to start, and between chunks of it.
     #[serde(default = "default_timeout")]
@@ -40,31 +40,4 @@ pub struct ApiConfig {
 
 fn default_timeout() -> u64 {
     30
-}
-
-/// Literal header values may be secrets: `thub config` shows only `${…}` references.
-fn redacted<S: Serializer>(headers: &BTreeMap<String, String>, serializer: S) -> Result<S::Ok, S::Error> {
-    let shown: BTreeMap<&String, &str> = headers
-        .iter()
-        .map(|(name, value)| {
-            (name, if value.starts_with("${") && value.ends_with('}') { value.as_str() } else { "<redacted>" })
-        })
-        .collect();
-    shown.serialize(serializer)
-}
-
-/// Expands `${env:NAME}` and `${file:PATH}` in a header value.
-pub(crate) fn expand(value: &str) -> Result<String, String> {
-    let Some(reference) = value.strip_prefix("${").and_then(|rest| rest.strip_suffix('}')) else {
-        return Ok(value.to_owned());
-    };
-    if let Some(name) = reference.strip_prefix("env:") {
-        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
-    }
-    if let Some(path) = reference.strip_prefix("file:") {
-        return std::fs::read_to_string(path)
-            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|error| format!("cannot read {path}: {error}"));
-    }
-    Err(format!("unknown reference ${{{reference}}}: use ${{env:NAME}} or ${{file:PATH}}"))
 }

@@ -10,7 +10,7 @@ use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use poem::{Endpoint, Request, Response};
 use thub_plugin_sdk::{ApiError, Authenticator, PluginError};
 
-use crate::config::{ApiConfig, ProxyConfig, expand};
+use crate::config::{ApiConfig, ProxyConfig};
 
 /// Client request headers that are forwarded; everything else stays behind.
 const FORWARDED_REQUEST_HEADERS: &[&str] = &[
@@ -91,7 +91,8 @@ fn upstream(name: &str, api: ApiConfig) -> Result<Upstream, PluginError> {
     base.set_fragment(None);
     let mut headers = HeaderMap::new();
     for (header_name, value) in &api.headers {
-        let value = expand(value).map_err(|error| invalid(format!("header {header_name}: {error}")))?;
+        let value =
+            thub_plugin_sdk::expand_secret(value).map_err(|error| invalid(format!("header {header_name}: {error}")))?;
         let header_name = HeaderName::try_from(header_name.as_str())
             .map_err(|error| invalid(format!("header {header_name}: {error}")))?;
         let value = HeaderValue::try_from(value)

@@ -486,6 +486,9 @@ async fn wasm(options: &Options) {
     let mut results: Vec<Measurement> = Vec::new();
     results.push(measure("GET /health (baseline)", concurrency, duration, get(server.url("/health"))).await);
     results.push(
+        measure("GET /ready (native, one database query)", concurrency, duration, get(server.url("/ready"))).await,
+    );
+    results.push(
         measure(
             "GET /plugins/misbehaving/ok (plugin, no host calls)",
             concurrency,
