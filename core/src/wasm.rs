@@ -28,7 +28,6 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use serde::Serialize;
 use serde_json::json;
 use thub_plugin_sdk::{Clock, EventBus};
 use tokio::sync::Semaphore;
@@ -44,8 +43,8 @@ use runtime::{CallFailure, Prepared};
 /// The largest component loaded: Python and JavaScript guests are 12–18 MB.
 const MAX_COMPONENT_BYTES: usize = 32 << 20;
 
-/// What the admin list shows of a plugin.
-#[derive(Debug, Clone, Serialize)]
+/// A plugin as the admin API and `thub plugin list` show it.
+#[derive(Debug, Clone, poem_openapi::Object)]
 pub struct PluginInfo {
     /// Plugin id.
     pub id: String,
@@ -57,7 +56,7 @@ pub struct PluginInfo {
     pub world: String,
     /// The operator's switch.
     pub enabled: bool,
-    /// Why it is not serving (load error, failures), if it is not.
+    /// Why it is not serving (load error, failures, the operator's switch), if it is not.
     pub problem: Option<String>,
     /// Its routes, as `METHOD /plugins/<id><path>`.
     pub routes: Vec<String>,

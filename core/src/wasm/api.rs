@@ -7,11 +7,11 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Tags};
+use poem_openapi::{OpenApi, Tags};
 use thub_plugin_sdk::{AdminUser, ApiError, Authenticator, current_request_id};
 
 use super::bindings::typed::thub::plugin::types::{Header, Principal, Request as PluginRequest};
-use super::{Refusal, WasmHost};
+use super::{PluginInfo, Refusal, WasmHost};
 
 /// Request headers a plugin never sees: credentials stay with the host.
 const WITHHELD_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
@@ -123,35 +123,6 @@ enum PluginTags {
     Plugins,
 }
 
-/// A loaded (or failed) plugin.
-#[derive(Debug, Object)]
-pub struct PluginResponse {
-    /// Plugin id.
-    pub id: String,
-    /// Its version.
-    pub version: String,
-    /// The API it was built for.
-    pub api_version: String,
-    /// `plugin` or `raw`.
-    pub world: String,
-    /// The operator's switch.
-    pub enabled: bool,
-    /// Why it is not serving, if it is not.
-    pub problem: Option<String>,
-    /// Its routes.
-    pub routes: Vec<String>,
-    /// Event kinds it receives.
-    pub events: Vec<String>,
-    /// Calls so far.
-    pub calls: u64,
-    /// Failed calls so far.
-    pub errors: u64,
-    /// Mean call duration, milliseconds.
-    pub mean_ms: f64,
-    /// SHA-256 of the component.
-    pub sha256: String,
-}
-
 /// `/api/v1/plugins`.
 pub struct PluginsApi {
     host: Option<Arc<WasmHost>>,
@@ -183,27 +154,8 @@ impl PluginsApi {
 impl PluginsApi {
     /// Every WebAssembly plugin with its state and metrics.
     #[oai(path = "/", method = "get")]
-    async fn list(&self, _admin: AdminUser) -> Result<Json<Vec<PluginResponse>>, ApiError> {
-        let plugins = self.host()?.list();
-        Ok(Json(
-            plugins
-                .into_iter()
-                .map(|plugin| PluginResponse {
-                    id: plugin.id,
-                    version: plugin.version,
-                    api_version: plugin.api_version,
-                    world: plugin.world,
-                    enabled: plugin.enabled,
-                    problem: plugin.problem,
-                    routes: plugin.routes,
-                    events: plugin.events,
-                    calls: plugin.calls,
-                    errors: plugin.errors,
-                    mean_ms: plugin.mean_ms,
-                    sha256: plugin.sha256,
-                })
-                .collect(),
-        ))
+    async fn list(&self, _admin: AdminUser) -> Result<Json<Vec<PluginInfo>>, ApiError> {
+        Ok(Json(self.host()?.list()))
     }
 
     /// Switch a plugin on (also clears a failure trip).

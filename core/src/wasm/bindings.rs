@@ -11,12 +11,17 @@ pub(crate) mod typed {
     });
 }
 
-/// The one-function JSON world (`thub:plugin/raw`).
+/// The one-function JSON world (`thub:plugin/raw`). Its interfaces are the typed world's, so
+/// the host implements `log` once.
 pub(crate) mod raw {
     wasmtime::component::bindgen!({
         path: "../plugin-sdk/wit",
         world: "raw",
         imports: { default: async },
         exports: { default: async },
+        with: {
+            "thub:plugin/types": super::typed::thub::plugin::types,
+            "thub:plugin/log": super::typed::thub::plugin::log,
+        },
     });
 }

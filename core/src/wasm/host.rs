@@ -15,7 +15,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{raw, typed};
+use super::bindings::typed;
 use super::entity::plugin_kv;
 use super::manifest::Manifest;
 use crate::config::WasmGrant;
@@ -128,24 +128,10 @@ impl WasiView for HostState {
 // ----- log -----
 
 impl typed::thub::plugin::types::Host for HostState {}
-impl raw::thub::plugin::types::Host for HostState {}
 
 impl typed::thub::plugin::log::Host for HostState {
     async fn log(&mut self, level: typed::thub::plugin::types::Level, message: String) {
         use typed::thub::plugin::types::Level;
-        let level = match level {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug | Level::Trace => "debug",
-        };
-        self.write_log(level, &message);
-    }
-}
-
-impl raw::thub::plugin::log::Host for HostState {
-    async fn log(&mut self, level: raw::thub::plugin::types::Level, message: String) {
-        use raw::thub::plugin::types::Level;
         let level = match level {
             Level::Error => "error",
             Level::Warn => "warn",
