@@ -38,7 +38,7 @@ use bindings::typed;
 use entity::{outbox, plugin_state};
 use host::PluginServices;
 use manifest::Manifest;
-use runtime::{CallFailure, Prepared};
+use runtime::{CallFailure, Hook, Output, Prepared};
 
 /// The largest component loaded: Python and JavaScript guests are 12–18 MB.
 const MAX_COMPONENT_BYTES: usize = 32 << 20;
@@ -417,26 +417,17 @@ impl WasmHost {
         let request_id = request.request_id.clone();
         let outcome = self
             .call(&slot, request_id, deadline, move |loaded, store| {
-                Box::pin(async move {
-                    match &loaded.prepared {
-                        Prepared::Typed(pre) => {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance.thub_plugin_hooks().call_handle_request(&mut *store, &request).await
-                        }
-                        Prepared::Raw(pre) => {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            let input = raw_request(&request);
-                            let answer = instance.call_handle(&mut *store, "request", &input).await?;
-                            Ok(answer.and_then(|bytes| raw_response(&bytes)))
-                        }
-                    }
-                })
+                Box::pin(async move { loaded.prepared.invoke(store, Hook::Request(request)).await })
             })
             .await?;
-        let response = outcome.map_err(|message| {
-            slot.errors.fetch_add(1, Ordering::Relaxed);
-            Refusal::Failed(format!("the plugin returned an error: {message}"))
-        })?;
+        let response = match outcome {
+            Ok(Output::Response(response)) => response,
+            Ok(Output::Done) => return Err(Refusal::Failed("the plugin gave no response".to_owned())),
+            Err(message) => {
+                slot.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(Refusal::Failed(format!("the plugin returned an error: {message}")));
+            }
+        };
         if response.body.len() > self.config.max_response_bytes {
             slot.errors.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Failed(format!(
@@ -556,43 +547,22 @@ impl WasmHost {
             serde_json::from_str::<StoredEvent>(&row.event).map_err(|error| error.to_string())?.into();
         let deadline = Duration::from_millis(self.config.event_timeout_ms);
         self.call(&slot, format!("event-{}", event.id), deadline, move |loaded, store| {
-            Box::pin(async move {
-                match &loaded.prepared {
-                    Prepared::Typed(pre) => {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.thub_plugin_hooks().call_on_event(&mut *store, &event).await
-                    }
-                    Prepared::Raw(pre) => {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        let input = serde_json::to_vec(&StoredEvent::from(&event)).unwrap_or_default();
-                        Ok(instance.call_handle(&mut *store, "event", &input).await?.map(|_| ()))
-                    }
-                }
-            })
+            Box::pin(async move { loaded.prepared.invoke(store, Hook::Event(event)).await })
         })
         .await
         .map_err(|refusal| format!("{refusal:?}"))?
+        .map(|_| ())
     }
 
     async fn run_task(&self, id: &str, name: String) -> Result<(), String> {
         let slot = self.slot(id).ok_or("the plugin is not loaded")?;
         let deadline = Duration::from_millis(self.config.task_timeout_ms);
         self.call(&slot, format!("task-{id}-{name}"), deadline, move |loaded, store| {
-            Box::pin(async move {
-                match &loaded.prepared {
-                    Prepared::Typed(pre) => {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.thub_plugin_hooks().call_run_task(&mut *store, &name).await
-                    }
-                    Prepared::Raw(pre) => {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        Ok(instance.call_handle(&mut *store, "task", name.as_bytes()).await?.map(|_| ()))
-                    }
-                }
-            })
+            Box::pin(async move { loaded.prepared.invoke(store, Hook::Task(name)).await })
         })
         .await
         .map_err(|refusal| format!("{refusal:?}"))?
+        .map(|_| ())
     }
 
     /// Plugins that want `kind` and are allowed events.
@@ -775,7 +745,7 @@ pub async fn switches(db: &DatabaseConnection) -> Result<BTreeMap<String, bool>,
 
 /// An event as stored in the outbox and handed to raw plugins.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct StoredEvent {
+pub(crate) struct StoredEvent {
     kind: String,
     id: String,
     occurred_at_ms: u64,
@@ -875,49 +845,6 @@ fn watch(host: std::sync::Weak<WasmHost>) {
             }
         }
     });
-}
-
-/// A route request as JSON, for raw plugins.
-fn raw_request(request: &typed::thub::plugin::types::Request) -> Vec<u8> {
-    let headers: BTreeMap<&str, &str> =
-        request.headers.iter().map(|header| (header.name.as_str(), header.value.as_str())).collect();
-    serde_json::to_vec(&json!({
-        "method": request.method,
-        "path": request.path,
-        "query": request.query,
-        "headers": headers,
-        "body": String::from_utf8_lossy(&request.body),
-        "user": {"id": request.principal.user_id, "username": request.principal.username, "role": request.principal.role},
-        "request_id": request.request_id,
-    }))
-    .unwrap_or_default()
-}
-
-/// A raw plugin's JSON answer: `{"status", "headers", "body"}`.
-fn raw_response(bytes: &[u8]) -> Result<typed::thub::plugin::types::Response, String> {
-    #[derive(serde::Deserialize)]
-    struct RawResponse {
-        #[serde(default = "ok")]
-        status: u16,
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        #[serde(default)]
-        body: String,
-    }
-    fn ok() -> u16 {
-        200
-    }
-    let answer: RawResponse = serde_json::from_slice(bytes)
-        .map_err(|error| format!("the answer is not JSON {{status, headers, body}}: {error}"))?;
-    Ok(typed::thub::plugin::types::Response {
-        status: answer.status,
-        headers: answer
-            .headers
-            .into_iter()
-            .map(|(name, value)| typed::thub::plugin::types::Header { name, value })
-            .collect(),
-        body: answer.body.into_bytes(),
-    })
 }
 
 /// Wraps `inner` so granted middleware plugins see every request (except the plugin routes and

@@ -3,12 +3,14 @@
 //! fresh, memory-capped instance per call that yields to the runtime every epoch tick and is
 //! dropped at its wall-clock deadline.
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
@@ -94,6 +96,106 @@ pub(crate) enum Prepared {
     Typed(typed::PluginPre<HostState>),
     /// `thub:plugin/raw`.
     Raw(raw::RawPre<HostState>),
+}
+
+/// One hook invocation.
+pub(crate) enum Hook {
+    /// `handle-request` (raw: `handle("request", …)`).
+    Request(typed::thub::plugin::types::Request),
+    /// `on-event` (raw: `handle("event", …)`).
+    Event(typed::thub::plugin::types::Event),
+    /// `run-task` (raw: `handle("task", name)`).
+    Task(String),
+}
+
+/// What a hook answered, when it did not fail.
+pub(crate) enum Output {
+    /// A route's response.
+    Response(typed::thub::plugin::types::Response),
+    /// An event or task handled.
+    Done,
+}
+
+impl Prepared {
+    /// Instantiates the component in `store` and calls `hook`. The outer error is a trap or an
+    /// instantiation failure; the inner one is the plugin's own `Err`.
+    pub(crate) async fn invoke(
+        &self,
+        store: &mut Store<HostState>,
+        hook: Hook,
+    ) -> wasmtime::Result<Result<Output, String>> {
+        match self {
+            Prepared::Typed(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let hooks = instance.thub_plugin_hooks();
+                Ok(match hook {
+                    Hook::Request(request) => {
+                        hooks.call_handle_request(&mut *store, &request).await?.map(Output::Response)
+                    }
+                    Hook::Event(event) => hooks.call_on_event(&mut *store, &event).await?.map(|()| Output::Done),
+                    Hook::Task(name) => hooks.call_run_task(&mut *store, &name).await?.map(|()| Output::Done),
+                })
+            }
+            Prepared::Raw(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let (kind, input) = match &hook {
+                    Hook::Request(request) => ("request", raw_request(request)),
+                    Hook::Event(event) => {
+                        ("event", serde_json::to_vec(&super::StoredEvent::from(event)).unwrap_or_default())
+                    }
+                    Hook::Task(name) => ("task", name.as_bytes().to_vec()),
+                };
+                let answer = instance.call_handle(&mut *store, kind, &input).await?;
+                Ok(match hook {
+                    Hook::Request(_) => answer.and_then(|bytes| raw_response(&bytes)).map(Output::Response),
+                    Hook::Event(_) | Hook::Task(_) => answer.map(|_| Output::Done),
+                })
+            }
+        }
+    }
+}
+
+/// A route request as JSON, for raw plugins.
+fn raw_request(request: &typed::thub::plugin::types::Request) -> Vec<u8> {
+    let headers: BTreeMap<&str, &str> =
+        request.headers.iter().map(|header| (header.name.as_str(), header.value.as_str())).collect();
+    serde_json::to_vec(&json!({
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&request.body),
+        "user": {"id": request.principal.user_id, "username": request.principal.username, "role": request.principal.role},
+        "request_id": request.request_id,
+    }))
+    .unwrap_or_default()
+}
+
+/// A raw plugin's JSON answer: `{"status", "headers", "body"}`.
+fn raw_response(bytes: &[u8]) -> Result<typed::thub::plugin::types::Response, String> {
+    #[derive(serde::Deserialize)]
+    struct RawResponse {
+        #[serde(default = "ok")]
+        status: u16,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        body: String,
+    }
+    fn ok() -> u16 {
+        200
+    }
+    let answer: RawResponse = serde_json::from_slice(bytes)
+        .map_err(|error| format!("the answer is not JSON {{status, headers, body}}: {error}"))?;
+    Ok(typed::thub::plugin::types::Response {
+        status: answer.status,
+        headers: answer
+            .headers
+            .into_iter()
+            .map(|(name, value)| typed::thub::plugin::types::Header { name, value })
+            .collect(),
+        body: answer.body.into_bytes(),
+    })
 }
 
 /// Links `component` against the host (WASI with nothing in it, and thub's interfaces) and
