@@ -203,6 +203,11 @@ impl WasmHost {
                 let existing = self.slot(&id);
                 match existing {
                     Some(slot) => {
+                        let current = slot.current();
+                        if current.sha256 == loaded.sha256 && current.services.manifest == loaded.services.manifest {
+                            // A build touches files several times; the same plugin again is no change.
+                            return;
+                        }
                         *slot.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
                         *slot.tripped.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
                         slot.failures.store(0, Ordering::Relaxed);
