@@ -103,13 +103,11 @@ impl Shared {
     /// Counts a hit on `key` in a fixed window of `window` and says whether `limit` is passed.
     /// `now` is Unix seconds (from the injected clock).
     pub async fn hit(&self, key: &str, limit: u32, window: Duration, now: u64) -> anyhow::Result<Limit> {
-        let window = window.as_secs().max(1);
-        let slot = now / window;
-        let retry_after = (slot + 1) * window - now;
+        let (window, slot, retry_after) = fixed_window(window, now);
         let count = match &self.redis {
             Some(redis) => {
                 let mut redis = redis.clone();
-                let key = format!("{}limit:{key}:{slot}", self.prefix);
+                let key = self.limit_key(key, slot);
                 let (count,): (u64,) = redis::pipe()
                     .atomic()
                     .incr(&key, 1)
@@ -136,13 +134,11 @@ impl Shared {
 
     /// Whether `key` is already past `limit` in the current window, without counting a hit.
     pub async fn peek(&self, key: &str, limit: u32, window: Duration, now: u64) -> anyhow::Result<Limit> {
-        let window = window.as_secs().max(1);
-        let slot = now / window;
-        let retry_after = (slot + 1) * window - now;
+        let (_, slot, retry_after) = fixed_window(window, now);
         let count = match &self.redis {
             Some(redis) => {
                 let mut redis = redis.clone();
-                let count: Option<u64> = redis.get(format!("{}limit:{key}:{slot}", self.prefix)).await?;
+                let count: Option<u64> = redis.get(self.limit_key(key, slot)).await?;
                 count.unwrap_or(0)
             }
             None => {
@@ -156,11 +152,11 @@ impl Shared {
     /// Forgets the counter of `key` in the current window (a successful login clears the
     /// per-account failure count).
     pub async fn reset(&self, key: &str, window: Duration, now: u64) -> anyhow::Result<()> {
-        let slot = now / window.as_secs().max(1);
+        let (_, slot, _) = fixed_window(window, now);
         match &self.redis {
             Some(redis) => {
                 let mut redis = redis.clone();
-                let _: () = redis.del(format!("{}limit:{key}:{slot}", self.prefix)).await?;
+                let _: () = redis.del(self.limit_key(key, slot)).await?;
             }
             None => {
                 self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
@@ -168,6 +164,19 @@ impl Shared {
         }
         Ok(())
     }
+
+    /// The Redis key of `key`'s counter in window `slot`.
+    fn limit_key(&self, key: &str, slot: u64) -> String {
+        format!("{}limit:{key}:{slot}", self.prefix)
+    }
+}
+
+/// A fixed window of `window` at Unix second `now`: its length in seconds, its number, and the
+/// seconds until the next one starts.
+fn fixed_window(window: Duration, now: u64) -> (u64, u64, u64) {
+    let seconds = window.as_secs().max(1);
+    let slot = now / seconds;
+    (seconds, slot, (slot + 1) * seconds - now)
 }
 
 /// The broker between instances: Redis `PUBLISH` and `PSUBSCRIBE` under the key prefix.

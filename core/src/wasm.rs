@@ -98,10 +98,6 @@ impl Slot {
         self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    fn manifest(&self) -> Manifest {
-        self.current().services.manifest.clone()
-    }
-
     fn problem(&self) -> Option<String> {
         if !self.enabled.load(Ordering::Relaxed) {
             return Some("disabled by the operator".to_owned());
@@ -311,6 +307,9 @@ impl WasmHost {
     }
 
     async fn apply_switches(&self) {
+        if self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty() {
+            return;
+        }
         let Ok(switches) = plugin_state::Entity::find().all(&self.db).await else { return };
         for switch in switches {
             if let Some(slot) = self.slot(&switch.id) {
@@ -394,7 +393,8 @@ impl WasmHost {
     pub fn openapi_paths(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut paths = serde_json::Map::new();
         for (id, slot) in self.all_slots() {
-            let manifest = slot.manifest();
+            let loaded = slot.current();
+            let manifest = &loaded.services.manifest;
             for route in &manifest.routes {
                 let path = format!("/plugins/{id}{}", route.path.trim_end_matches("/*"));
                 let entry = paths.entry(path).or_insert_with(|| json!({}));
@@ -447,8 +447,7 @@ impl WasmHost {
     pub fn has_middleware(&self) -> bool {
         self.all_slots().iter().any(|(_, slot)| {
             let loaded = slot.current();
-            loaded.services.manifest.middleware
-                && loaded.services.grant.capabilities.iter().any(|granted| granted == "middleware")
+            loaded.services.manifest.middleware && loaded.services.granted("middleware")
         })
     }
 
@@ -461,9 +460,7 @@ impl WasmHost {
         for (id, slot) in self.all_slots() {
             let loaded = slot.current();
             let services = &loaded.services;
-            if !services.manifest.middleware
-                || !services.grant.capabilities.iter().any(|granted| granted == "middleware")
-            {
+            if !services.manifest.middleware || !services.granted("middleware") {
                 continue;
             }
             if !matches!(loaded.prepared, Prepared::Typed(_)) {
@@ -576,8 +573,7 @@ impl WasmHost {
             .into_iter()
             .filter(|(_, slot)| {
                 let loaded = slot.current();
-                loaded.services.manifest.wants_event(kind)
-                    && loaded.services.grant.capabilities.iter().any(|granted| granted == "events")
+                loaded.services.manifest.wants_event(kind) && loaded.services.granted("events")
             })
             .map(|(id, _)| id)
             .collect()
@@ -645,6 +641,14 @@ impl WasmHost {
     }
 
     async fn work_outbox(&self) {
+        // Nothing can be delivered without a subscriber: spare the database the poll.
+        let any_subscriber = self.all_slots().iter().any(|(_, slot)| {
+            let loaded = slot.current();
+            !loaded.services.manifest.events.is_empty() && loaded.services.granted("events")
+        });
+        if !any_subscriber {
+            return;
+        }
         let now = self.clock.now();
         let due = outbox::Entity::find()
             .filter(outbox::Column::Dead.eq(false))

@@ -1,4 +1,4 @@
-//! Escaping for hand-built HTML pages.
+//! Hand-built HTML pages: content negotiation and escaping.
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -14,6 +14,15 @@ pub fn escape(text: &str) -> String {
         }
     }
     escaped
+}
+
+/// Whether the client asked for HTML (a browser) rather than JSON (an API client).
+pub fn wants_html(request: &poem::Request) -> bool {
+    request
+        .headers()
+        .get(poem::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 #[cfg(test)]

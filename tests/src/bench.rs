@@ -3,6 +3,7 @@
 //! are noisy, so every suite also measures a trivial route in the same run and reports ratios.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,4 +94,25 @@ where
         p99: percentile(0.99),
         errors,
     }
+}
+
+/// What [`requests`] hands to [`measure`]: one request, answering whether it got a 2xx.
+pub type Attempt = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// A request source for [`measure`]: each call sends what `build` makes on `client` and
+/// expects a 2xx.
+pub fn requests<B>(client: &reqwest::Client, build: B) -> impl Fn() -> Attempt + Send + Sync + 'static
+where
+    B: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let client = client.clone();
+    move || {
+        let request = build(&client);
+        Box::pin(async move { request.send().await.is_ok_and(|response| response.status().is_success()) })
+    }
+}
+
+/// [`requests`] of a plain `GET url`.
+pub fn get(client: &reqwest::Client, url: String) -> impl Fn() -> Attempt + Send + Sync + 'static {
+    requests(client, move |http| http.get(&url))
 }

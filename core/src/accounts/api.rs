@@ -253,26 +253,9 @@ impl From<api_token::Model> for ApiTokenResponse {
 /// A new API token, with the secret shown this once.
 #[derive(Debug, Object)]
 pub struct ApiTokenCreated {
-    /// Token id.
-    pub id: i64,
-    /// Label.
-    pub name: String,
-    /// The first 16 characters.
-    pub token_prefix: String,
-    /// Scopes.
-    pub scopes: Vec<String>,
-    /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Never used yet.
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// Never used yet.
-    pub last_used_ip: Option<String>,
-    /// True.
-    pub is_active: bool,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Creation time.
-    pub updated_at: DateTime<Utc>,
+    /// The token's record (never used yet, active).
+    #[oai(flatten)]
+    pub record: ApiTokenResponse,
     /// The token. Store it now: it cannot be shown again.
     pub token: String,
 }
@@ -500,20 +483,7 @@ impl AuthApi {
         let body = body.0;
         let request = TokenRequest { name: body.name, scopes: body.scopes, expires_at: body.expires_at };
         let (row, token) = self.accounts.create_api_token(&user.0, request).await?;
-        let shown = ApiTokenResponse::from(row);
-        Ok(TokenCreated::Created(Json(ApiTokenCreated {
-            id: shown.id,
-            name: shown.name,
-            token_prefix: shown.token_prefix,
-            scopes: shown.scopes,
-            expires_at: shown.expires_at,
-            last_used_at: shown.last_used_at,
-            last_used_ip: shown.last_used_ip,
-            is_active: shown.is_active,
-            created_at: shown.created_at,
-            updated_at: shown.updated_at,
-            token,
-        })))
+        Ok(TokenCreated::Created(Json(ApiTokenCreated { record: row.into(), token })))
     }
 
     /// The caller's API tokens, newest first.

@@ -50,18 +50,22 @@ impl Endpoint for PluginRoutes {
             Some((id, path)) => (id.to_owned(), format!("/{path}")),
             None => (rest.to_owned(), "/".to_owned()),
         };
-        let manifest =
-            self.host.slot(&id).map(|slot| slot.manifest()).ok_or_else(|| refusal(&id, Refusal::NotFound))?;
+        let slot = self.host.slot(&id).ok_or_else(|| refusal(&id, Refusal::NotFound))?;
         // Unknown routes are answered here, without instantiating anything.
-        let route =
-            manifest.route(request.method().as_str(), &path).cloned().ok_or_else(|| refusal(&id, Refusal::NotFound))?;
+        let public = slot
+            .current()
+            .services
+            .manifest
+            .route(request.method().as_str(), &path)
+            .map(|route| route.public)
+            .ok_or_else(|| refusal(&id, Refusal::NotFound))?;
         let principal = match request.data::<Arc<dyn Authenticator>>() {
             Some(authenticator) => {
                 authenticator.authenticate(&request).await.ok().flatten().filter(|principal| principal.is_active)
             }
             None => None,
         };
-        if principal.is_none() && !route.public {
+        if principal.is_none() && !public {
             return Err(ApiError::invalid_credentials().into());
         }
         let limit = self.host.config.max_request_bytes;

@@ -149,35 +149,9 @@ impl EndpointPublicResponse {
 /// A search hit: the public shape plus a relevance in (0, 1).
 #[derive(Debug, Object)]
 pub struct SearchHit {
-    /// Display name.
-    pub name: String,
-    /// URL slug.
-    pub slug: String,
-    /// Description.
-    pub description: String,
-    /// Kind.
-    #[oai(rename = "type")]
-    pub kind: EndpointKind,
-    /// Owner's username or organization slug.
-    pub owner_username: String,
-    /// How many contributors.
-    pub contributors_count: u64,
-    /// Semantic version.
-    pub version: String,
-    /// Markdown README.
-    pub readme: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Stars.
-    pub stars_count: i64,
-    /// Policies.
-    pub policies: Vec<Value>,
-    /// Connections.
-    pub connect: Vec<Value>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
+    /// The endpoint, as anyone may see it.
+    #[oai(flatten)]
+    pub endpoint: EndpointPublicResponse,
     /// Relevance, 0–1, higher is better.
     pub relevance_score: f64,
 }
@@ -436,20 +410,7 @@ impl EndpointsApi {
             .zip(ids)
             .map(|(shape, id)| SearchHit {
                 relevance_score: scores.get(&id).copied().unwrap_or_default(),
-                name: shape.name,
-                slug: shape.slug,
-                description: shape.description,
-                kind: shape.kind,
-                owner_username: shape.owner_username,
-                contributors_count: shape.contributors_count,
-                version: shape.version,
-                readme: shape.readme,
-                tags: shape.tags,
-                stars_count: shape.stars_count,
-                policies: shape.policies,
-                connect: shape.connect,
-                created_at: shape.created_at,
-                updated_at: shape.updated_at,
+                endpoint: shape,
             })
             .collect();
         Ok(Json(SearchResponse { results, total, query: body.0.query }))

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use syntect::html::{ClassStyle, ClassedHTMLGenerator, css_for_theme_with_class_style};
 use syntect::parsing::SyntaxSet;
 use thub_plugin_sdk::html::escape;
+use thub_plugin_sdk::html::wants_html;
 use thub_plugin_sdk::{ApiError, Authenticator, Fallback, page};
 
 use crate::access::Viewer;
@@ -55,14 +56,6 @@ fn owner_path(request: &Request) -> Option<(String, Option<String>)> {
         return None;
     }
     Some((owner.to_lowercase(), slug.map(str::to_lowercase)))
-}
-
-fn wants_html(request: &Request) -> bool {
-    request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use poem::http::{Method, StatusCode, header};
 use poem::web::StaticFileRequest;
 use poem::{FromRequest, IntoResponse, Request, Response};
+use thub_plugin_sdk::html::wants_html;
 use thub_plugin_sdk::{ApiError, Authenticator, Fallback};
 
 use crate::paths::{HUB_PREFIXES, Resolution, resolve};
@@ -25,14 +26,6 @@ impl Site {
     pub(crate) fn new(root: PathBuf, data_dir: PathBuf, deny: Vec<String>, reloads: Option<Reloads>) -> Self {
         Self { root, data_dir, deny, reloads }
     }
-}
-
-fn wants_html(request: &Request) -> bool {
-    request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// Percent-encodes everything but unreserved characters and `/`, for `?next=`.

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use thub_tests::bench::{Measurement, TABLE_HEADER, measure};
+use thub_tests::bench::{Measurement, TABLE_HEADER, get, measure, requests};
 use thub_tests::{Backend, PASSWORD, TestHub};
 
 struct Options {
@@ -63,44 +63,36 @@ async fn accounts(options: &Options) {
     let client = thub_tests::http_client();
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
-    let ok = |response: Result<reqwest::Response, reqwest::Error>| {
-        response.is_ok_and(|response| response.status().is_success())
-    };
 
     let mut results: Vec<Measurement> = Vec::new();
-    let (url, http) = (server.url("/health"), client.clone());
+    results.push(measure("GET /health (baseline)", concurrency, duration, get(&client, server.url("/health"))).await);
     results.push(
-        measure("GET /health (baseline)", concurrency, duration, move || {
-            let (url, http) = (url.clone(), http.clone());
-            async move { ok(http.get(url).send().await) }
-        })
+        measure(
+            "GET /.well-known/jwks.json",
+            concurrency,
+            duration,
+            get(&client, server.url("/.well-known/jwks.json")),
+        )
         .await,
     );
-
-    let (url, http) = (server.url("/.well-known/jwks.json"), client.clone());
+    let (url, bearer) = (server.url("/api/v1/auth/me"), alice.bearer());
     results.push(
-        measure("GET /.well-known/jwks.json", concurrency, duration, move || {
-            let (url, http) = (url.clone(), http.clone());
-            async move { ok(http.get(url).send().await) }
-        })
+        measure(
+            "GET /api/v1/auth/me (session check)",
+            concurrency,
+            duration,
+            requests(&client, move |http| http.get(&url).header("authorization", &bearer)),
+        )
         .await,
     );
-
-    let (url, http, bearer) = (server.url("/api/v1/auth/me"), client.clone(), alice.bearer());
+    let (url, bearer) = (server.url("/api/v1/token?aud=weather-svc"), alice.bearer());
     results.push(
-        measure("GET /api/v1/auth/me (session check)", concurrency, duration, move || {
-            let (url, http, bearer) = (url.clone(), http.clone(), bearer.clone());
-            async move { ok(http.get(url).header("authorization", bearer).send().await) }
-        })
-        .await,
-    );
-
-    let (url, http, bearer) = (server.url("/api/v1/token?aud=weather-svc"), client.clone(), alice.bearer());
-    results.push(
-        measure("GET /api/v1/token (RS256 mint)", concurrency, duration, move || {
-            let (url, http, bearer) = (url.clone(), http.clone(), bearer.clone());
-            async move { ok(http.get(url).header("authorization", bearer).send().await) }
-        })
+        measure(
+            "GET /api/v1/token (RS256 mint)",
+            concurrency,
+            duration,
+            requests(&client, move |http| http.get(&url).header("authorization", &bearer)),
+        )
         .await,
     );
 
@@ -114,20 +106,19 @@ async fn accounts(options: &Options) {
         .await
         .unwrap();
     let body = serde_json::json!({"token": token["target_token"]}).to_string();
-    let (url, http, bearer) = (server.url("/api/v1/verify"), client.clone(), service.bearer());
+    let (url, bearer) = (server.url("/api/v1/verify"), service.bearer());
     results.push(
-        measure("POST /api/v1/verify", concurrency, duration, move || {
-            let (url, http, bearer, body) = (url.clone(), http.clone(), bearer.clone(), body.clone());
-            async move {
-                ok(http
-                    .post(url)
-                    .header("authorization", bearer)
+        measure(
+            "POST /api/v1/verify",
+            concurrency,
+            duration,
+            requests(&client, move |http| {
+                http.post(&url)
+                    .header("authorization", &bearer)
                     .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await)
-            }
-        })
+                    .body(body.clone())
+            }),
+        )
         .await,
     );
 
@@ -142,14 +133,16 @@ async fn accounts(options: &Options) {
     hub.register("alice").await;
     let server = hub.serve().await;
     let form = format!("username=alice&password={PASSWORD}");
-    let (url, http) = (server.url("/api/v1/auth/login"), client.clone());
+    let url = server.url("/api/v1/auth/login");
     results.push(
-        measure("POST /api/v1/auth/login (argon2id)", concurrency, duration, move || {
-            let (url, http, form) = (url.clone(), http.clone(), form.clone());
-            async move {
-                ok(http.post(url).header("content-type", "application/x-www-form-urlencoded").body(form).send().await)
-            }
-        })
+        measure(
+            "POST /api/v1/auth/login (argon2id)",
+            concurrency,
+            duration,
+            requests(&client, move |http| {
+                http.post(&url).header("content-type", "application/x-www-form-urlencoded").body(form.clone())
+            }),
+        )
         .await,
     );
 
@@ -226,24 +219,15 @@ async fn registry(options: &Options) {
     let seeded = seeding.elapsed();
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
-    let ok = |response: Result<reqwest::Response, reqwest::Error>| {
-        response.is_ok_and(|response| response.status().is_success())
-    };
-    let get = |path: String| {
-        let (url, http) = (server.url(&path), client.clone());
-        move || {
-            let (url, http) = (url.clone(), http.clone());
-            async move { ok(http.get(url).send().await) }
-        }
-    };
+    let path = |path: &str| get(&client, server.url(path));
     let mut results: Vec<Measurement> = Vec::new();
-    results.push(measure("GET /health (baseline)", concurrency, duration, get("/health".to_owned())).await);
+    results.push(measure("GET /health (baseline)", concurrency, duration, path("/health")).await);
     results.push(
         measure(
             "GET /api/v1/endpoints/public?limit=20",
             concurrency,
             duration,
-            get("/api/v1/endpoints/public?limit=20".to_owned()),
+            path("/api/v1/endpoints/public?limit=20"),
         )
         .await,
     );
@@ -252,7 +236,7 @@ async fn registry(options: &Options) {
             "GET /api/v1/endpoints/public?skip=5000&limit=20",
             concurrency,
             duration,
-            get("/api/v1/endpoints/public?skip=5000&limit=20".to_owned()),
+            path("/api/v1/endpoints/public?skip=5000&limit=20"),
         )
         .await,
     );
@@ -261,7 +245,7 @@ async fn registry(options: &Options) {
             "GET /api/v1/endpoints/trending?limit=20",
             concurrency,
             duration,
-            get("/api/v1/endpoints/trending?limit=20".to_owned()),
+            path("/api/v1/endpoints/trending?limit=20"),
         )
         .await,
     );
@@ -270,23 +254,29 @@ async fn registry(options: &Options) {
         let (_, listed) = hub.get_json(None, &format!("/{last_owner}?limit=1")).await;
         format!("/{last_owner}/{}", listed[0]["slug"].as_str().unwrap_or("missing"))
     };
-    results.push(measure("GET /{owner}/{slug} (JSON)", concurrency, duration, get(owner_slug.clone())).await);
-    let (url, http) = (server.url(&owner_slug), client.clone());
+    results.push(measure("GET /{owner}/{slug} (JSON)", concurrency, duration, path(&owner_slug)).await);
+    let url = server.url(&owner_slug);
     results.push(
-        measure("GET /{owner}/{slug} (HTML)", concurrency, duration, move || {
-            let (url, http) = (url.clone(), http.clone());
-            async move { ok(http.get(url).header("accept", "text/html").send().await) }
-        })
+        measure(
+            "GET /{owner}/{slug} (HTML)",
+            concurrency,
+            duration,
+            requests(&client, move |http| http.get(&url).header("accept", "text/html")),
+        )
         .await,
     );
     for query in ["vision", "genomics classifier", "translation energy satellite"] {
-        let (url, http) = (server.url("/api/v1/endpoints/search"), client.clone());
+        let url = server.url("/api/v1/endpoints/search");
         let body = serde_json::json!({"query": query, "top_k": 10}).to_string();
         results.push(
-            measure(&format!("POST /api/v1/endpoints/search \"{query}\""), concurrency, duration, move || {
-                let (url, http, body) = (url.clone(), http.clone(), body.clone());
-                async move { ok(http.post(url).header("content-type", "application/json").body(body).send().await) }
-            })
+            measure(
+                &format!("POST /api/v1/endpoints/search \"{query}\""),
+                concurrency,
+                duration,
+                requests(&client, move |http| {
+                    http.post(&url).header("content-type", "application/json").body(body.clone())
+                }),
+            )
             .await,
         );
     }
@@ -333,44 +323,21 @@ async fn pyscript_hub(options: &Options) {
     let client = thub_tests::http_client();
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
-    let ok = |response: Result<reqwest::Response, reqwest::Error>| {
-        response.is_ok_and(|response| response.status().is_success())
-    };
-    let get = |url: String, bearer: Option<String>| {
-        let http = client.clone();
-        move || {
-            let (url, http, bearer) = (url.clone(), http.clone(), bearer.clone());
-            async move {
-                let mut request = http.get(url);
-                if let Some(bearer) = bearer {
-                    request = request.header("authorization", bearer);
-                }
-                ok(request.send().await)
-            }
-        }
+    let signed_in = |url: String| {
+        let bearer = viewer.bearer();
+        requests(&client, move |http| http.get(&url).header("authorization", &bearer))
     };
     let mut results: Vec<Measurement> = Vec::new();
-    results.push(measure("GET /health (baseline)", concurrency, duration, get(server.url("/health"), None)).await);
+    results.push(measure("GET /health (baseline)", concurrency, duration, get(&client, server.url("/health"))).await);
     results.push(
-        measure(
-            "GET /app.js (4 KiB static file, logged in)",
-            concurrency,
-            duration,
-            get(server.url("/app.js"), Some(viewer.bearer())),
-        )
-        .await,
+        measure("GET /app.js (4 KiB static file, logged in)", concurrency, duration, signed_in(server.url("/app.js")))
+            .await,
     );
     results.push(
-        measure("GET upstream /v1/data directly", concurrency, duration, get(upstream.url("/v1/data"), None)).await,
+        measure("GET upstream /v1/data directly", concurrency, duration, get(&client, upstream.url("/v1/data"))).await,
     );
     results.push(
-        measure(
-            "GET /proxy/weather/data",
-            concurrency,
-            duration,
-            get(server.url("/proxy/weather/data"), Some(viewer.bearer())),
-        )
-        .await,
+        measure("GET /proxy/weather/data", concurrency, duration, signed_in(server.url("/proxy/weather/data"))).await,
     );
     println!("\n## hub ({} s per scenario, {} concurrent clients)\n", options.seconds, concurrency);
     println!("{TABLE_HEADER}");
@@ -466,13 +433,6 @@ async fn wasm(options: &Options) {
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
     let client = thub_tests::http_client();
-    let get = |url: String| {
-        let http = client.clone();
-        move || {
-            let (url, http) = (url.clone(), http.clone());
-            async move { http.get(url).send().await.is_ok_and(|response| response.status().is_success()) }
-        }
-    };
 
     let plugins = tempfile::tempdir().unwrap();
     copy(plugins.path(), &["hello", "misbehaving"]);
@@ -484,16 +444,17 @@ async fn wasm(options: &Options) {
     .await;
     let server = hub.serve().await;
     let mut results: Vec<Measurement> = Vec::new();
-    results.push(measure("GET /health (baseline)", concurrency, duration, get(server.url("/health"))).await);
+    results.push(measure("GET /health (baseline)", concurrency, duration, get(&client, server.url("/health"))).await);
     results.push(
-        measure("GET /ready (native, one database query)", concurrency, duration, get(server.url("/ready"))).await,
+        measure("GET /ready (native, one database query)", concurrency, duration, get(&client, server.url("/ready")))
+            .await,
     );
     results.push(
         measure(
             "GET /plugins/misbehaving/ok (plugin, no host calls)",
             concurrency,
             duration,
-            get(server.url("/plugins/misbehaving/ok")),
+            get(&client, server.url("/plugins/misbehaving/ok")),
         )
         .await,
     );
@@ -502,7 +463,7 @@ async fn wasm(options: &Options) {
             "GET /plugins/hello/count (plugin, one kv read)",
             concurrency,
             duration,
-            get(server.url("/plugins/hello/count")),
+            get(&client, server.url("/plugins/hello/count")),
         )
         .await,
     );
@@ -523,8 +484,13 @@ async fn wasm(options: &Options) {
     .await;
     let guarded_server = guarded.serve().await;
     results.push(
-        measure("GET /health behind a middleware plugin", concurrency, duration, get(guarded_server.url("/health")))
-            .await,
+        measure(
+            "GET /health behind a middleware plugin",
+            concurrency,
+            duration,
+            get(&client, guarded_server.url("/health")),
+        )
+        .await,
     );
 
     println!("\n## wasm ({} s per scenario, {} concurrent clients)\n", options.seconds, concurrency);
