@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::{AcceptorExt, IntoTlsConfigStream, TcpAcceptor};
+use poem::http::uri::Scheme;
+use poem::listener::{Acceptor, AcceptorExt, IntoTlsConfigStream, TcpAcceptor};
+use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, Response, Server};
 
 /// Binds `host:port`, with a one-line error saying what and where.
@@ -28,13 +30,38 @@ pub async fn serve(
         None => acceptor.boxed(),
         Some(config) => {
             let configs = IntoTlsConfigStream::into_stream(config).context("invalid TLS certificate or key")?;
-            acceptor.rustls(configs).boxed()
+            CertificateFirst { inner: acceptor, yielded: false }.rustls(configs).boxed()
         }
     };
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(endpoint, shutdown, Some(grace))
         .await
         .context("server error")
+}
+
+/// Lets poem's TLS acceptor load its certificate before it takes a connection. It waits for the
+/// certificate and for connections in one `select!`, so a connection already queued when serving
+/// starts (we bind before building the hub) could win and be dropped for want of a certificate.
+/// Yielding once on the first accept makes the certificate win.
+struct CertificateFirst<A> {
+    inner: A,
+    yielded: bool,
+}
+
+impl<A: Acceptor> Acceptor for CertificateFirst<A> {
+    type Io = A::Io;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        if !self.yielded {
+            self.yielded = true;
+            tokio::task::yield_now().await;
+        }
+        self.inner.accept().await
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
