@@ -72,15 +72,6 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
 }
 
-/// A short name of the backend for start-up lines.
-pub fn backend_name(db: &DatabaseConnection) -> &'static str {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => "sqlite",
-        DbBackend::Postgres => "postgres",
-        _ => "other",
-    }
-}
-
 /// `url` with any password replaced, fit for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };

@@ -747,11 +747,6 @@ pub async fn switch(db: &DatabaseConnection, id: &str, enabled: bool) -> Result<
     set_switch(db, id, enabled, Utc::now()).await
 }
 
-/// The operator's switches, by plugin id.
-pub async fn switches(db: &DatabaseConnection) -> Result<BTreeMap<String, bool>, sea_orm::DbErr> {
-    Ok(plugin_state::Entity::find().all(db).await?.into_iter().map(|switch| (switch.id, switch.enabled)).collect())
-}
-
 /// An event as stored in the outbox and handed to raw plugins.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StoredEvent {
