@@ -135,7 +135,7 @@ impl From<AccountsError> for ApiError {
                 }),
             ),
             Refused(error) => error,
-            Database(error) => ApiError::internal_error(&error),
+            Database(error) => error.into(),
             Internal(message) => ApiError::internal(message),
         }
     }
