@@ -28,10 +28,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, SqlErr};
-use thub_plugin_sdk::{
-    AccountDirectory, AccountHookList, ApiError, AuthMethod, Clock, EventBus, Principal, Role, UserSummary,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, SqlErr};
+use thub_plugin_sdk::{AccountDirectory, AccountHookList, AuthMethod, Clock, EventBus, Principal, Role, UserSummary};
 
 use crate::config::{AuthConfig, Config};
 use crate::shared::Shared;
@@ -166,15 +164,15 @@ fn summary(user: user::Model) -> UserSummary {
 
 #[async_trait]
 impl AccountDirectory for Accounts {
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, ApiError> {
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, DbErr> {
         Ok(user::Entity::find_by_id(id).one(&self.db).await?.map(summary))
     }
 
-    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, ApiError> {
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, DbErr> {
         Ok(self.user_by_name(username).await?.map(summary))
     }
 
-    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, ApiError> {
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, DbErr> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

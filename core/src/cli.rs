@@ -210,7 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Deluser { username } => {
             let hub = quiet_hub(&sources).await?;
-            match hub.accounts.user_by_name(&username).await.map_err(describe)? {
+            match hub.accounts.user_by_name(&username).await? {
                 Some(user) => {
                     hub.accounts.remove_user(user).await.map_err(describe)?;
                     hub.settle().await;

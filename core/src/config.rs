@@ -359,6 +359,10 @@ impl Config {
         }
         if sources.environment {
             figment = figment.merge(Env::prefixed("THUB_").split("__"));
+            // The conventional variable wins over `log.filter`, as operators expect.
+            if let Ok(filter) = std::env::var("RUST_LOG") {
+                figment = figment.merge(figment::providers::Serialized::default("log.filter", filter));
+            }
         }
         let mut config: Config = figment.extract().map_err(|error| {
             // figment names the key and the source ("for key `server.prot` in thub.toml").

@@ -112,11 +112,11 @@ pub struct UserSummary {
 #[async_trait]
 pub trait AccountDirectory: Send + Sync + 'static {
     /// The user with this id, if it exists.
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, ApiError>;
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, sea_orm::DbErr>;
     /// The user with this username (case-insensitive), if it exists.
-    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, ApiError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, sea_orm::DbErr>;
     /// The users with these ids that exist, in any order.
-    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, ApiError>;
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, sea_orm::DbErr>;
 }
 
 /// The caller of `request` as the host's [`Authenticator`] sees it: `Ok(None)` without
@@ -268,20 +268,36 @@ impl<'a> ApiExtractor<'a> for MaybeUser {
 pub trait AccountHooks: Send + Sync + 'static {
     /// Whether `name` (lowercase) is taken by something other than a user, such as an
     /// organization slug: usernames and organization slugs share the `/{owner}` namespace.
-    async fn name_taken(&self, _name: &str) -> Result<bool, ApiError> {
+    async fn name_taken(&self, _name: &str) -> Result<bool, HookError> {
         Ok(false)
     }
 
     /// Runs inside the transaction that deletes user `user_id`, before the row goes: fix up
-    /// what a cascade cannot (counters), or refuse with a 4xx (e.g. the last owner of an
-    /// organization).
+    /// what a cascade cannot (counters), or refuse (e.g. the last owner of an organization).
     async fn before_user_delete(
         &self,
         _transaction: &sea_orm::DatabaseTransaction,
         _user_id: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), HookError> {
         Ok(())
     }
+}
+
+/// Why an account hook said no, or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The change is refused for a reason the user can act on; the host answers 400 with this
+    /// stable code (`<plugin>.<snake_case>`) and message.
+    #[error("{detail}")]
+    Refused {
+        /// Stable machine code.
+        code: &'static str,
+        /// What the user can do about it.
+        detail: String,
+    },
+    /// Storage failed.
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
 }
 
 /// The registered [`AccountHooks`], shared by the host and the plugin context.

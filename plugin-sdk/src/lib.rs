@@ -38,8 +38,8 @@ pub mod slug;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use auth::{
-    AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser,
-    Principal, Role, UserSummary, authenticate, optional_user, require_user,
+    AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, HookError,
+    MaybeUser, Principal, Role, UserSummary, authenticate, optional_user, require_user,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use broker::{Broker, BrokerMessage};

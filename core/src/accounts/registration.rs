@@ -197,7 +197,7 @@ impl Accounts {
         }
         if !username.is_empty() {
             for hook in self.hooks.all() {
-                if hook.name_taken(username).await.map_err(AccountsError::Refused)? {
+                if hook.name_taken(username).await? {
                     return Err(AccountsError::UsernameTaken);
                 }
             }

@@ -34,7 +34,7 @@ impl Accounts {
     }
 
     /// The user with this username (case-insensitive).
-    pub async fn user_by_name(&self, username: &str) -> Result<Option<user::Model>, AccountsError> {
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<user::Model>, sea_orm::DbErr> {
         Ok(user::Entity::find().filter(user::Column::Username.eq(username.trim().to_lowercase())).one(&self.db).await?)
     }
 
@@ -185,7 +185,7 @@ impl Accounts {
     pub async fn remove_user(&self, user: user::Model) -> Result<(), AccountsError> {
         let transaction = self.db.begin().await?;
         for hook in self.hooks.all() {
-            hook.before_user_delete(&transaction, user.id).await.map_err(AccountsError::Refused)?;
+            hook.before_user_delete(&transaction, user.id).await?;
         }
         // Sessions and API tokens go with the row (foreign-key cascade), so the user's tokens
         // fail their user lookup from now on.
