@@ -415,3 +415,13 @@ async fn answer(response: poem::test::TestResponse) -> (u16, serde_json::Value) 
     };
     (status, value)
 }
+
+/// Polls `check` every 20 ms until it holds, and fails the test naming `what` if it has not
+/// after `seconds`. The one way tests wait for something asynchronous: a sleep is never a proof.
+pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, seconds: u64, mut check: F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out after {seconds} s waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
