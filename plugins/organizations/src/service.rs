@@ -447,11 +447,7 @@ impl OrganizationService {
         if !actor.is_admin() && !actor_role.is_some_and(OrgRole::can_manage) {
             return Err(OrganizationsError::NotAdmin);
         }
-        let target = self
-            .membership(id, user_id)
-            .await?
-            .filter(|membership| membership.is_active)
-            .ok_or(OrganizationsError::MemberNotFound)?;
+        let target = self.active_membership(id, user_id).await?;
         let Some(role) = role else { return Ok(target) };
         let transaction = self.db.begin().await?;
         if target.role == OrgRole::Owner.as_str()
@@ -479,11 +475,7 @@ impl OrganizationService {
         if !allowed {
             return Err(OrganizationsError::NotAdmin);
         }
-        let target = self
-            .membership(id, user_id)
-            .await?
-            .filter(|membership| membership.is_active)
-            .ok_or(OrganizationsError::MemberNotFound)?;
+        let target = self.active_membership(id, user_id).await?;
         let transaction = self.db.begin().await?;
         if target.role == OrgRole::Owner.as_str() && self.owner_count(&transaction, id).await? <= 1 {
             return Err(OrganizationsError::LastOwner);
@@ -535,6 +527,14 @@ impl OrganizationService {
             .filter(member::Column::UserId.eq(user_id))
             .one(&self.db)
             .await?)
+    }
+
+    /// User `user_id`'s active membership of organization `id`, or `MemberNotFound`.
+    async fn active_membership(&self, id: i64, user_id: i64) -> Result<member::Model> {
+        self.membership(id, user_id)
+            .await?
+            .filter(|membership| membership.is_active)
+            .ok_or(OrganizationsError::MemberNotFound)
     }
 
     async fn owner_count(&self, transaction: &DatabaseTransaction, id: i64) -> std::result::Result<u64, DbErr> {
