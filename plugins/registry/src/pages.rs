@@ -37,24 +37,12 @@ impl OwnerPages {
     }
 }
 
-/// `/{owner}[/{slug}]` split into its segments, if the path has that shape.
+/// `/{owner}[/{slug}]` split into its segments, lowercase, if the path has that shape.
 fn owner_path(request: &Request) -> Option<(String, Option<String>)> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return None;
     }
-    let path = request.uri().path();
-    let path = path.strip_suffix('/').unwrap_or(path);
-    let mut segments = path.strip_prefix('/')?.split('/');
-    let owner = segments.next()?;
-    let slug = segments.next();
-    let name_like = |segment: &str| {
-        !segment.is_empty()
-            && segment.len() <= 63
-            && segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
-    };
-    if segments.next().is_some() || !name_like(owner) || slug.is_some_and(|slug| !name_like(slug)) {
-        return None;
-    }
+    let (owner, slug) = thub_plugin_sdk::slug::owner_path(request.uri().path())?;
     Some((owner.to_lowercase(), slug.map(str::to_lowercase)))
 }
 
