@@ -127,7 +127,11 @@ impl OwnerPages {
         if viewer.is_admin() || viewer.is_insider(&model) {
             Ok(json_response(&EndpointResponse::from(model)))
         } else {
-            Ok(json_response(&EndpointPublicResponse::new(model, owner.name().to_owned())))
+            let id = viewer.principal.is_some().then_some(model.id);
+            Ok(json_response(&EndpointPublicResponse {
+                id,
+                ..EndpointPublicResponse::new(model, owner.name().to_owned())
+            }))
         }
     }
 }
