@@ -212,7 +212,8 @@ impl OriginPolicy {
     }
 }
 
-fn is_same_origin(request: &Request, origin: &str) -> bool {
+/// Whether `origin` (an `Origin` header value) names the host the request was sent to.
+pub(crate) fn is_same_origin(request: &Request, origin: &str) -> bool {
     let Some((_, origin_host)) = origin.split_once("://") else { return false };
     let host = request
         .headers()

@@ -51,6 +51,7 @@ fn name(value: &str) -> Result<String, FieldError> {
             Value::String(value.to_owned()),
         ));
     }
+    thub_plugin_sdk::text::check_line(trimmed, &["body", "name"])?;
     Ok(trimmed.to_owned())
 }
 
