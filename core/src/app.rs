@@ -172,7 +172,8 @@ impl Hub {
         let app = http::apply_origin_policy(app, policy);
         let app = http::isolate_cross_origin(app);
         let app = app.with_if(config.server.compression, poem::middleware::Compression::new());
-        let endpoint = http::observe(app).boxed();
+        let proxies = crate::client::TrustedProxies::parse(&config.server.trusted_proxies)?;
+        let endpoint = http::observe(app, proxies).boxed();
 
         Ok(Self {
             config,

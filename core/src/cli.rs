@@ -372,6 +372,8 @@ fn describe(error: AccountsError) -> anyhow::Error {
 async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init(&config.log.filter);
     let started = Instant::now();
+    // A configuration mistake is reported before anything else happens.
+    crate::client::TrustedProxies::parse(&config.server.trusted_proxies)?;
     // Bind first: a port in use is the most common start-up failure and should not wait for
     // the database.
     let listener = server::bind(&config.server.host, config.server.port).await?;
@@ -393,7 +395,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "thub {} listening on {scheme}://{address}",
         env!("CARGO_PKG_VERSION"),
     );
-    server::serve(hub.endpoint(), listener, tls.map(|(config, _)| config), server::shutdown_signal(), grace).await?;
+    let limits = server::ConnectionLimits::from_config(&hub.config.server);
+    let open_files = server::raise_open_file_limit();
+    if (open_files as usize) < limits.max_connections + 64 {
+        tracing::warn!(
+            open_files,
+            max_connections = limits.max_connections,
+            "the open-file limit is below server.max_connections; raise it (ulimit -n) or lower the cap"
+        );
+    }
+    server::serve(hub.endpoint(), listener, tls.map(|(config, _)| config), limits, server::shutdown_signal(), grace)
+        .await?;
     tracing::info!("thub stopped");
     Ok(())
 }

@@ -70,6 +70,20 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers are
+    /// believed, as CIDR blocks (`127.0.0.1/32`, `10.0.0.0/8`, `::1/128`; a bare address is one
+    /// host). Empty: those headers are ignored and the socket's peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a client has to send a request's headers: from the connection opening, or from
+    /// the first byte of a follow-up request on a keep-alive connection.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may sit idle between requests before it is closed.
+    pub keep_alive_timeout_seconds: u64,
+    /// Longest pause, in seconds, while a request body is arriving; then the request fails (408).
+    pub body_read_timeout_seconds: u64,
+    /// Connections open at once (WebSockets included). At the cap, new clients wait in the
+    /// listen backlog and one warning is logged. The open-file limit is raised at start-up.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +100,11 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 30,
             tls_cert: None,
             tls_key: None,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_seconds: 10,
+            keep_alive_timeout_seconds: 75,
+            body_read_timeout_seconds: 30,
+            max_connections: 10_000,
         }
     }
 }

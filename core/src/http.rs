@@ -10,18 +10,24 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use thub_plugin_sdk::{ApiError, FieldError, InternalErrorReport, with_request_id};
 use tracing::Instrument;
 
+use crate::client::TrustedProxies;
+
 /// The response header carrying the request id (also accepted on requests).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The outermost layer: gives the request an id, runs it inside a tracing span carrying that
+/// The outermost layer: resolves the client (behind trusted proxies, from the forwarding
+/// headers) into request data, gives the request an id, runs it inside a tracing span carrying that
 /// id, turns every framework error and panic into the one error shape, and writes one access
 /// log line (never with the query string: it may hold `?token=`).
-pub fn observe<E: Endpoint + 'static>(inner: E) -> impl Endpoint<Output = Response> {
+pub fn observe<E: Endpoint + 'static>(inner: E, proxies: TrustedProxies) -> impl Endpoint<Output = Response> {
     let inner = Arc::new(inner.catch_panic());
-    poem::endpoint::make(move |request: Request| {
+    poem::endpoint::make(move |mut request: Request| {
         let inner = inner.clone();
+        let client = proxies.resolve(&request);
+        request.set_data(client);
         async move {
             let request_id = incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let client = client.address_text();
             let span = tracing::info_span!("request", request_id = %request_id);
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
@@ -38,9 +44,9 @@ pub fn observe<E: Endpoint + 'static>(inner: E) -> impl Endpoint<Output = Respon
                 let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
                 match response.extensions().get::<InternalErrorReport>() {
                     Some(InternalErrorReport(cause)) => tracing::error!(
-                        target: "thub::access", %method, %path, status, duration_ms, error = %cause, "request failed"
+                        target: "thub::access", %method, %path, status, duration_ms, client, error = %cause, "request failed"
                     ),
-                    None => tracing::info!(target: "thub::access", %method, %path, status, duration_ms, "request"),
+                    None => tracing::info!(target: "thub::access", %method, %path, status, duration_ms, client, "request"),
                 }
                 response
             })
@@ -134,6 +140,9 @@ fn payload_error(reason: &str) -> ApiError {
     if reason.contains(BODY_TOO_LARGE) {
         return ApiError::payload_too_large("Request body too large");
     }
+    if reason.contains(crate::server::BODY_READ_TIMED_OUT) {
+        return ApiError::new(StatusCode::REQUEST_TIMEOUT, "request.body_timeout", "Request body read timed out");
+    }
     // poem-openapi reports JSON syntax errors as serde_json messages, and schema errors as
     // `failed to parse "Type": …`.
     let kind = if reason.starts_with("failed to parse") { "value_error" } else { "json_invalid" };
@@ -146,6 +155,12 @@ fn read_body_error(error: &poem::error::ReadBodyError) -> ApiError {
         ReadBodyError::PayloadTooLarge => ApiError::payload_too_large("Request body too large"),
         ReadBodyError::Io(io) if io.to_string().contains(BODY_TOO_LARGE) => {
             ApiError::payload_too_large("Request body too large")
+        }
+        ReadBodyError::Io(io)
+            if io.kind() == std::io::ErrorKind::TimedOut
+                || io.to_string().contains(crate::server::BODY_READ_TIMED_OUT) =>
+        {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request.body_timeout", "Request body read timed out")
         }
         other => ApiError::bad_request("request.unreadable_body", other.to_string()),
     }
@@ -341,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_a_500_for_that_request_only() {
-        let app = observe(Route::new().at("/boom", boom).at("/echo", post(echo)));
+        let app = observe(Route::new().at("/boom", boom).at("/echo", post(echo)), TrustedProxies::default());
         let client = TestClient::new(app);
 
         let response = client.get("/boom").send().await;
@@ -360,7 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_413_declared_or_streamed() {
-        let app = observe(limit_body(Route::new().at("/echo", post(echo)), 16));
+        let app = observe(limit_body(Route::new().at("/echo", post(echo)), 16), TrustedProxies::default());
         let client = TestClient::new(app);
 
         client.post("/echo").body("small").send().await.assert_text("small").await;

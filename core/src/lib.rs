@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod import;

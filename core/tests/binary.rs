@@ -93,6 +93,17 @@ fn unknown_config_key_is_one_line_naming_it() {
 }
 
 #[test]
+fn a_trusted_proxy_that_is_not_a_cidr_is_one_line() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("thub.toml"), "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nginx\"]\n")
+        .unwrap();
+    let output = run(thub(folder.path()).args(["serve", "--port", "0"]));
+    assert_eq!(output.status.code(), Some(1));
+    let line = stderr_line(&output);
+    assert!(line.contains("trusted_proxies") && line.contains("\"nginx\"") && line.contains("CIDR"), "{line}");
+}
+
+#[test]
 fn malformed_config_file_is_one_line() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("thub.toml"), "[server\nport = \n").unwrap();

@@ -17,11 +17,12 @@ async fn in_flight_requests_finish_after_shutdown_starts() {
     let listener = thub_core::server::bind("127.0.0.1", 0).await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = thub_core::http::observe(Route::new().at("/slow", slow));
+    let app = thub_core::http::observe(Route::new().at("/slow", slow), Default::default());
     let server = tokio::spawn(thub_core::server::serve(
         app,
         listener,
         None,
+        thub_core::server::ConnectionLimits::default(),
         async {
             let _ = stopped.await;
         },

@@ -164,7 +164,8 @@ impl TestHub {
 
     /// Serves the hub on a real socket on 127.0.0.1; stops when the returned server is dropped.
     pub async fn serve(&self) -> TestServer {
-        TestServer::start(self.hub.endpoint()).await
+        let limits = thub_core::server::ConnectionLimits::from_config(&self.hub.config.server);
+        TestServer::start_with_limits(self.hub.endpoint(), limits).await
     }
 }
 
@@ -195,23 +196,25 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `endpoint` on a fresh loopback port.
+    /// Serves `endpoint` on a fresh loopback port with the default connection limits.
     pub async fn start(endpoint: impl Endpoint<Output = Response> + 'static) -> Self {
+        Self::start_with_limits(endpoint, thub_core::server::ConnectionLimits::default()).await
+    }
+
+    /// Serves `endpoint` on a fresh loopback port through thub's own connection loop.
+    pub async fn start_with_limits(
+        endpoint: impl Endpoint<Output = Response> + 'static,
+        limits: thub_core::server::ConnectionLimits,
+    ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
         let task = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    endpoint,
-                    async {
-                        let _ = stopped.await;
-                    },
-                    Some(std::time::Duration::from_secs(5)),
-                )
-                .await;
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            let grace = std::time::Duration::from_secs(5);
+            let _ = thub_core::server::serve(endpoint, listener, None, limits, stopped, grace).await;
         });
         Self { addr, stop: Some(stop), task: Some(task) }
     }
