@@ -171,7 +171,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut sources = ConfigSources { file: cli.config, environment: true, overrides: Overrides::default() };
     match cli.command {
         Command::Serve { host, port, reload } => {
-            sources.overrides = Overrides { host, port, reload };
+            // `--reload` is the site plugin's setting.
+            let plugin_settings =
+                if reload { vec![("site", "reload", serde_json::Value::Bool(true))] } else { Vec::new() };
+            sources.overrides = Overrides { host, port, plugin_settings };
             serve(Config::load(&sources)?).await
         }
         Command::Migrate => {

@@ -50,7 +50,7 @@ pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_re
 #[cfg(not(target_arch = "wasm32"))]
 pub use events::{Event, EventBus};
 #[cfg(not(target_arch = "wasm32"))]
-pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection};
+pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection, PluginSections};
 #[cfg(not(target_arch = "wasm32"))]
 pub use responses::{NoContent, default_limit, default_skip, page};
 #[cfg(not(target_arch = "wasm32"))]
