@@ -212,7 +212,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let hub = quiet_hub(&sources).await?;
             match hub.accounts.user_by_name(&username).await.map_err(describe)? {
                 Some(user) => {
+                    let user_id = user.id;
                     hub.accounts.remove_user(user).await.map_err(describe)?;
+                    crate::audit::user_deleted(None, user_id, &username);
                     hub.settle().await;
                     println!("User '{username}' removed.");
                 }
@@ -231,6 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { action: KeysAction::Rotate } => {
             let hub = quiet_hub(&sources).await?;
             let kid = hub.accounts.idp.rotate().await?;
+            crate::audit::keys_rotated(&kid);
             println!(
                 "New signing key {kid}; the previous key stays in the JWKS for {} hours.",
                 hub.config.idp.key_overlap_hours
@@ -321,6 +324,7 @@ async fn switch_plugin(sources: &ConfigSources, id: &str, enable: bool) -> anyho
     let (_hub, host) = plugin_host(sources).await?;
     anyhow::ensure!(host.list().iter().any(|plugin| plugin.id == id), "no plugin '{id}' in {}", host.dir().display());
     host.set_enabled(id, enable).await?;
+    crate::audit::plugin_switched(id, enable);
     let done = if enable { "enabled" } else { "disabled" };
     println!("Plugin '{id}' {done}; running servers follow within seconds.");
     Ok(())

@@ -176,12 +176,23 @@ pub struct AuthConfig {
     pub refresh_token_days: i64,
     /// Shortest accepted password.
     pub min_password_length: usize,
-    /// Failed logins allowed per account per window.
+    /// Failed logins per account per `login_window_seconds`; past it the account is locked
+    /// (429) until the window ends. A successful login clears the count.
     pub login_attempts_per_account: u32,
-    /// Login and token requests allowed per client address per window.
-    pub login_attempts_per_address: u32,
-    /// The rate-limit window.
+    /// Failed logins per client address per `login_window_seconds` (password spraying across
+    /// accounts).
+    pub failed_logins_per_address: u32,
+    /// The window of the two failed-login limits.
     pub login_window_seconds: u64,
+    /// Login requests, successful or not, per client address per minute: bounds the password
+    /// hashing one client can ask for.
+    pub logins_per_address_per_minute: u32,
+    /// Registrations per client address per minute.
+    pub registrations_per_address_per_minute: u32,
+    /// Token refreshes per session per minute.
+    pub refreshes_per_session_per_minute: u32,
+    /// Satellite and API tokens minted per user per minute.
+    pub tokens_per_user_per_minute: u32,
     /// Whether `POST /api/v1/auth/register` is open to anyone.
     pub open_registration: bool,
 }
@@ -195,8 +206,12 @@ impl Default for AuthConfig {
             refresh_token_days: 7,
             min_password_length: 8,
             login_attempts_per_account: 10,
-            login_attempts_per_address: 30,
+            failed_logins_per_address: 50,
             login_window_seconds: 300,
+            logins_per_address_per_minute: 600,
+            registrations_per_address_per_minute: 300,
+            refreshes_per_session_per_minute: 30,
+            tokens_per_user_per_minute: 120,
             open_registration: true,
         }
     }
