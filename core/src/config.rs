@@ -38,6 +38,20 @@ pub struct Config {
     pub plugins: PluginSections,
     /// WebAssembly plugins: where they live, their limits, and what each is granted.
     pub wasm: WasmConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` in the Prometheus text format.
+    pub enabled: bool,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub token: Secret,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[server]`.
@@ -153,11 +167,24 @@ impl Default for RedisConfig {
 pub struct LogConfig {
     /// A tracing filter, e.g. `info` or `info,thub_core=debug`. `RUST_LOG` overrides it.
     pub filter: String,
+    /// Share of successful (< 400) requests written to the access log, from 0.0 to 1.0 (0.01:
+    /// one in a hundred). Failed requests are always logged.
+    pub access_sample_rate: f64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { filter: "info".to_owned() }
+        Self { filter: "info".to_owned(), access_sample_rate: 1.0 }
+    }
+}
+
+impl LogConfig {
+    /// `access_sample_rate` as "one in N" (0: none).
+    pub fn access_log_every(&self) -> u64 {
+        if self.access_sample_rate.is_nan() || self.access_sample_rate <= 0.0 {
+            return 0;
+        }
+        (1.0 / self.access_sample_rate.min(1.0)).round() as u64
     }
 }
 
@@ -461,6 +488,7 @@ impl Config {
         read_secret_file(&mut self.database.url, self.database.url_file.as_deref(), "database.url")?;
         read_secret_file(&mut self.redis.url, self.redis.url_file.as_deref(), "redis.url")?;
         read_secret_file(&mut self.auth.secret, self.auth.secret_file.as_deref(), "auth.secret")?;
+        read_secret_file(&mut self.metrics.token, self.metrics.token_file.as_deref(), "metrics.token")?;
         Ok(())
     }
 }

@@ -15,19 +15,43 @@ use crate::client::TrustedProxies;
 /// The response header carrying the request id (also accepted on requests).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// What the outermost layer needs to know.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// Whose forwarding headers are believed.
+    pub proxies: TrustedProxies,
+    /// Record request metrics (`[metrics] enabled`).
+    pub metrics: bool,
+    /// Log one in this many successful (< 400) requests; 1 logs all, 0 none. Failures are
+    /// always logged.
+    pub access_log_every: u64,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self { proxies: TrustedProxies::default(), metrics: false, access_log_every: 1 }
+    }
+}
+
 /// The outermost layer: resolves the client (behind trusted proxies, from the forwarding
-/// headers) into request data, gives the request an id, runs it inside a tracing span carrying that
-/// id, turns every framework error and panic into the one error shape, and writes one access
-/// log line (never with the query string: it may hold `?token=`).
-pub fn observe<E: Endpoint + 'static>(inner: E, proxies: TrustedProxies) -> impl Endpoint<Output = Response> {
+/// headers) into request data, gives the request an id, runs it inside a tracing span carrying
+/// that id, turns every framework error and panic into the one error shape, records metrics by
+/// route template, and writes at most one access log line (never with the query string: it
+/// may hold `?token=`; successful requests sampled by `[log] access_sample_rate`).
+pub fn observe<E: Endpoint + 'static>(inner: E, edge: Edge) -> impl Endpoint<Output = Response> {
     let inner = Arc::new(inner.catch_panic());
+    let successes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     poem::endpoint::make(move |mut request: Request| {
         let inner = inner.clone();
-        let client = proxies.resolve(&request);
+        let client = edge.proxies.resolve(&request);
         request.set_data(client);
+        let route = crate::metrics::RouteSlot::default();
+        request.set_data(route.clone());
+        let metrics = edge.metrics;
+        let every = edge.access_log_every;
+        let successes = successes.clone();
         async move {
             let request_id = incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let client = client.address_text();
             let span = tracing::info_span!("request", request_id = %request_id);
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
@@ -41,12 +65,20 @@ pub fn observe<E: Endpoint + 'static>(inner: E, proxies: TrustedProxies) -> impl
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
                 let status = response.status().as_u16();
-                let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let elapsed = started.elapsed();
+                if metrics {
+                    crate::metrics::http_request(method.as_str(), route.template(), status, elapsed);
+                }
+                let duration_ms = elapsed.as_secs_f64() * 1000.0;
+                let client = client.address_text();
                 match response.extensions().get::<InternalErrorReport>() {
                     Some(InternalErrorReport(cause)) => tracing::error!(
                         target: "thub::access", %method, %path, status, duration_ms, client, error = %cause, "request failed"
                     ),
-                    None => tracing::info!(target: "thub::access", %method, %path, status, duration_ms, client, "request"),
+                    None if status >= 400 || sampled(&successes, every) => {
+                        tracing::info!(target: "thub::access", %method, %path, status, duration_ms, client, "request")
+                    }
+                    None => {}
                 }
                 response
             })
@@ -55,6 +87,15 @@ pub fn observe<E: Endpoint + 'static>(inner: E, proxies: TrustedProxies) -> impl
             Ok::<_, poem::Error>(response)
         }
     })
+}
+
+/// One in `every` calls says yes (0: never).
+fn sampled(counter: &std::sync::atomic::AtomicU64, every: u64) -> bool {
+    match every {
+        0 => false,
+        1 => true,
+        every => counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % every == 0,
+    }
 }
 
 trait CatchPanicExt: Endpoint + Sized {
@@ -356,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_a_500_for_that_request_only() {
-        let app = observe(Route::new().at("/boom", boom).at("/echo", post(echo)), TrustedProxies::default());
+        let app = observe(Route::new().at("/boom", boom).at("/echo", post(echo)), Edge::default());
         let client = TestClient::new(app);
 
         let response = client.get("/boom").send().await;
@@ -375,7 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_413_declared_or_streamed() {
-        let app = observe(limit_body(Route::new().at("/echo", post(echo)), 16), TrustedProxies::default());
+        let app = observe(limit_body(Route::new().at("/echo", post(echo)), 16), Edge::default());
         let client = TestClient::new(app);
 
         client.post("/echo").body("small").send().await.assert_text("small").await;

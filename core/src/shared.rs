@@ -113,10 +113,10 @@ impl Shared {
     }
 
     fn redis_failed(&self, error: &redis::RedisError) {
+        crate::metrics::redis_error();
         let mut down_until = self.redis_down_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if down_until.is_none() {
             tracing::warn!(error = %error, "redis is not answering; using this instance's state until it returns");
-            crate::metrics::redis_error();
         }
         *down_until = Some(Instant::now() + REDIS_BACKOFF);
     }
