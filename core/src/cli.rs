@@ -99,6 +99,19 @@ pub enum Command {
         #[command(subcommand)]
         action: PluginAction,
     },
+    /// Copy the SQLite database to PATH while the hub may be serving (PostgreSQL: use pg_dump).
+    Backup {
+        /// Where the copy goes (the folder must exist; the file must not).
+        path: PathBuf,
+    },
+    /// Replace the SQLite database with a backup, after checking it is one. Stop thub first.
+    Restore {
+        /// The backup made by `thub backup`.
+        path: PathBuf,
+    },
+    /// Check the configuration and what it points at (database, Redis, keys, plugins folder,
+    /// TLS files, public_url); exits non-zero on problems.
+    Doctor,
     /// Manage the identity provider's signing keys.
     Keys {
         /// What to do.
@@ -230,6 +243,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin { action } => plugin(&sources, action).await,
+        Command::Backup { path } => {
+            let config = Config::load(&sources)?;
+            println!("{}", crate::operations::backup(&config, &path).await?);
+            Ok(())
+        }
+        Command::Restore { path } => {
+            let config = Config::load(&sources)?;
+            for line in crate::operations::restore(&config, &path).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Doctor => {
+            let config = Config::load(&sources)?;
+            telemetry::init("error");
+            anyhow::ensure!(crate::operations::doctor(&config).await?, "thub doctor found problems (see above)");
+            Ok(())
+        }
         Command::Keys { action: KeysAction::Rotate } => {
             let hub = quiet_hub(&sources).await?;
             let kid = hub.accounts.idp.rotate().await?;
