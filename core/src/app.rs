@@ -74,6 +74,7 @@ impl Hub {
         let root = config.root()?;
         let db = storage::connect(&config).await?;
         storage::migrate(&db).await?;
+        storage::spawn_wal_maintenance(&db, &config.database_url()?, std::time::Duration::from_secs(5));
 
         let shared = Arc::new(match config.redis.url.expose() {
             "" => Shared::local(),

@@ -444,6 +444,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     server::serve(hub.endpoint(), listener, tls.map(|(config, _)| config), limits, server::shutdown_signal(), grace)
         .await?;
+    storage::close(hub.db.clone()).await;
     tracing::info!("thub stopped");
     Ok(())
 }

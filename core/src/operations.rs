@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use thub_migrations::{Migrator, MigratorTrait};
 
 use crate::config::Config;
-use crate::storage;
+use crate::storage::{self, sqlite_file};
 
 /// Tables every thub database has; a file without them is not a thub database.
 const THUB_TABLES: &[&str] = &["seaql_migrations", "users", "sessions", "settings"];
@@ -125,13 +125,6 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
         return Ok(text);
     }
     Ok(row.try_get_by_index::<i64>(0)?.to_string())
-}
-
-/// The file of a `sqlite://` URL (query string dropped), if it names one.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next()?;
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
 }
 
 /// One finding of `thub doctor`.

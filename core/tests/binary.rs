@@ -83,6 +83,34 @@ fn serve_in_an_empty_folder_creates_its_database_and_stops_on_sigterm() {
 }
 
 #[test]
+fn a_clean_stop_leaves_no_wal_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let (mut child, address) = start(folder.path(), &[]);
+    let body = r#"{"username":"walter","email":"walter@example.com","full_name":"W","password":"Str0ng-pass"}"#;
+    let registered = http_post_json(&address, "/api/v1/auth/register", body);
+    assert!(registered.starts_with("HTTP/1.1 201"), "{registered}");
+    assert!(folder.path().join(".thub/thub.db-wal").exists(), "writes go through the WAL while serving");
+    assert!(terminate(&mut child).success());
+    assert!(!folder.path().join(".thub/thub.db-wal").exists(), "the WAL is checkpointed and removed at stop");
+    assert!(!folder.path().join(".thub/thub.db-shm").exists());
+}
+
+fn http_post_json(address: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+#[test]
 fn unknown_config_key_is_one_line_naming_it() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("thub.toml"), "[server]\nprot = 8001\n").unwrap();

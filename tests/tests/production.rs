@@ -261,3 +261,34 @@ async fn a_valid_bearer_wins_over_a_stale_session_cookie() {
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_wal_is_bounded_and_truncated_when_writes_pause() {
+    use sea_orm::ConnectionTrait;
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let limit = hub
+        .hub
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA journal_size_limit"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(limit as u64, thub_core::storage::WAL_SIZE_LIMIT);
+
+    for index in 0..5 {
+        hub.register(&format!("writer{index}")).await;
+    }
+    let wal = hub.dir.path().join("test.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the writes are in the WAL");
+    let url = hub.database.url.clone();
+    thub_core::storage::spawn_wal_maintenance(&hub.hub.db, &url, Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&wal).map(|metadata| metadata.len()).unwrap_or(0) > 0 {
+        assert!(Instant::now() < deadline, "the WAL is truncated once writes pause");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still all there.
+    hub.login("writer4", PASSWORD).await;
+}
