@@ -111,6 +111,45 @@ fn http_post_json(address: &str, path: &str, body: &str) -> String {
 }
 
 #[test]
+fn the_access_log_samples_successes_and_keeps_every_failure() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("thub.toml"), "[log]\naccess_sample_rate = 0.0\n").unwrap();
+    let mut child = thub(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).expect("a start-up line");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event.get("address").and_then(|value| value.as_str()) {
+            break address.to_owned();
+        }
+    };
+    for _ in 0..3 {
+        assert!(http_get(&address, "/health").starts_with("HTTP/1.1 200"));
+    }
+    assert!(http_get(&address, "/api/v1/no-such-route").starts_with("HTTP/1.1 404"));
+    assert!(terminate(&mut child).success());
+    let access: Vec<serde_json::Value> = lines
+        .try_iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+        .filter(|event| event["target"] == "thub::access")
+        .collect();
+    assert_eq!(access.len(), 1, "only the failure is logged: {access:?}");
+    assert_eq!(access[0]["status"], 404);
+    assert_eq!(access[0]["client"], "127.0.0.1");
+}
+
+#[test]
 fn unknown_config_key_is_one_line_naming_it() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("thub.toml"), "[server]\nprot = 8001\n").unwrap();
