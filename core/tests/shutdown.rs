@@ -25,11 +25,12 @@ async fn in_flight_requests_finish_after_shutdown_starts() {
             "finished"
         }
     });
-    let app = thub_core::http::observe(Route::new().at("/slow", slow));
+    let app = thub_core::http::observe(Route::new().at("/slow", slow), Default::default());
     let server = tokio::spawn(thub_core::server::serve(
         app,
         listener,
         None,
+        thub_core::server::ConnectionLimits::default(),
         async {
             let _ = stopped.await;
         },
