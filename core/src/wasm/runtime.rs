@@ -141,7 +141,7 @@ impl Prepared {
                 let (kind, input) = match &hook {
                     Hook::Request(request) => ("request", raw_request(request)),
                     Hook::Event(event) => {
-                        ("event", serde_json::to_vec(&super::StoredEvent::from(event)).unwrap_or_default())
+                        ("event", serde_json::to_vec(&super::outbox::StoredEvent::from(event)).unwrap_or_default())
                     }
                     Hook::Task(name) => ("task", name.as_bytes().to_vec()),
                 };
