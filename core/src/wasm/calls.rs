@@ -47,26 +47,50 @@ impl WasmHost {
         Ok(response)
     }
 
-    /// Whether any loaded plugin is a granted middleware (so requests need the detour).
+    /// Whether any plugin is a granted middleware (so requests need the detour).
     pub fn has_middleware(&self) -> bool {
-        self.all_slots().iter().any(|(_, slot)| {
-            let loaded = slot.current();
-            loaded.services.manifest.middleware && loaded.services.granted("middleware")
-        })
+        !self.middleware_ids().is_empty()
     }
 
-    /// Runs middleware plugins on `request`: the first that answers ends the request; failures
-    /// and timeouts let it through (fail-open).
+    /// The granted middleware plugins in the order they run: those in `wasm.middleware_order`
+    /// first, in that order, then the others by id. A fail-closed one still compiling counts.
+    fn middleware_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .all_slots()
+            .into_iter()
+            .filter(|(_, slot)| {
+                let loaded = slot.current();
+                loaded.services.manifest.middleware && loaded.services.granted("middleware")
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for manifest in self.compiling_manifests() {
+            let grant = self.grant(&manifest.id);
+            let granted = grant.capabilities.iter().any(|capability| capability == "middleware");
+            if manifest.middleware && granted && grant.fail_closed && !ids.contains(&manifest.id) {
+                ids.push(manifest.id.clone());
+            }
+        }
+        let rank =
+            |id: &String| self.config.middleware_order.iter().position(|ordered| ordered == id).unwrap_or(usize::MAX);
+        ids.sort_by(|left, right| rank(left).cmp(&rank(right)).then_with(|| left.cmp(right)));
+        ids
+    }
+
+    /// Runs middleware plugins on `request`, in the operator's order: the first that answers
+    /// ends the request. A middleware that fails, times out or is not ready lets the request
+    /// through (fail-open), unless its grant says `fail_closed`: then the request is refused.
     pub async fn middleware(
         &self,
         request: &typed::thub::plugin::types::Request,
     ) -> Option<typed::thub::plugin::types::Response> {
-        for (id, slot) in self.all_slots() {
+        for id in self.middleware_ids() {
+            let fail_closed = self.grant(&id).fail_closed;
+            let Some(slot) = self.slot(&id) else {
+                // Still compiling: only a fail-closed middleware is listed then.
+                return Some(middleware_refusal(&id, "is starting"));
+            };
             let loaded = slot.current();
-            let services = &loaded.services;
-            if !services.manifest.middleware || !services.granted("middleware") {
-                continue;
-            }
             if !matches!(loaded.prepared, Prepared::Typed(_)) {
                 continue;
             }
@@ -86,6 +110,10 @@ impl WasmHost {
             match verdict {
                 Ok(typed::thub::plugin::types::Verdict::Respond(response)) => return Some(response),
                 Ok(typed::thub::plugin::types::Verdict::Continue) => {}
+                Err(refusal) if fail_closed => {
+                    tracing::warn!(plugin = %id, refusal = ?refusal, "fail-closed middleware failed; request refused");
+                    return Some(middleware_refusal(&id, "failed"));
+                }
                 Err(refusal) => {
                     tracing::warn!(plugin = %id, refusal = ?refusal, "middleware failed; request let through")
                 }
@@ -148,8 +176,27 @@ impl WasmHost {
     }
 }
 
+/// The answer when a fail-closed middleware cannot decide: 503, in the hub's error shape.
+fn middleware_refusal(id: &str, what: &str) -> typed::thub::plugin::types::Response {
+    let body = json!({
+        "detail": format!("Request refused: the middleware plugin '{id}' {what}; try again"),
+        "code": "plugins.middleware_unavailable",
+    });
+    typed::thub::plugin::types::Response {
+        status: 503,
+        headers: vec![
+            typed::thub::plugin::types::Header {
+                name: "content-type".to_owned(),
+                value: "application/json".to_owned(),
+            },
+            typed::thub::plugin::types::Header { name: "retry-after".to_owned(), value: "2".to_owned() },
+        ],
+        body: body.to_string().into_bytes(),
+    }
+}
+
 /// Wraps `inner` so granted middleware plugins see every request (except the plugin routes and
-/// the plugin admin API) before routing. Headers only; fail-open.
+/// the plugin admin API) before routing. Headers only; fail-open unless a grant says otherwise.
 pub fn middleware<E: poem::Endpoint + 'static>(
     inner: E,
     host: Option<Arc<WasmHost>>,

@@ -85,16 +85,25 @@ impl From<&typed::thub::plugin::types::Event> for StoredEvent {
 }
 
 impl WasmHost {
-    /// Plugins that want `kind` and are allowed events.
+    /// Plugins that want `kind` and are allowed events, including those still compiling: an
+    /// event emitted while they start waits for them in the outbox.
     fn subscribers(&self, kind: &str) -> Vec<String> {
-        self.all_slots()
+        let mut subscribers: Vec<String> = self
+            .all_slots()
             .into_iter()
             .filter(|(_, slot)| {
                 let loaded = slot.current();
                 loaded.services.manifest.wants_event(kind) && loaded.services.granted("events")
             })
             .map(|(id, _)| id)
-            .collect()
+            .collect();
+        for manifest in self.compiling_manifests() {
+            let granted = self.grant(&manifest.id).capabilities.iter().any(|capability| capability == "events");
+            if granted && manifest.wants_event(kind) && !subscribers.contains(&manifest.id) {
+                subscribers.push(manifest.id.clone());
+            }
+        }
+        subscribers
     }
 
     /// Copies the bus events plugins subscribe to into the outbox. Delivery happens later, so a
@@ -196,6 +205,10 @@ impl WasmHost {
             }
         };
         for row in due {
+            // A plugin still compiling gets its events once it is ready; waiting is no attempt.
+            if self.slot(&row.plugin_id).is_none() && self.is_compiling(&row.plugin_id) {
+                continue;
+            }
             if !self.claim(&row).await {
                 continue;
             }

@@ -1,10 +1,13 @@
 //! Plugin slots: one per plugin id, holding the version that serves and the counters that
-//! survive reloads. Loading, reloading (atomic swap: in-flight calls keep their version) and the
-//! operator's on/off switch, shared through the database by every instance.
+//! survive reloads. Loading in the background (what is compiling and how far), reloading (atomic
+//! swap: in-flight calls keep their version) and the operator's on/off switch, shared through
+//! the database by every instance.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -17,8 +20,14 @@ use super::host::PluginServices;
 use super::manifest::Manifest;
 use super::runtime::{self, Prepared};
 
-/// The largest component loaded: Python and JavaScript guests are 12–18 MB.
-const MAX_COMPONENT_BYTES: usize = 32 << 20;
+/// A plugin version being compiled: what the list shows meanwhile, and the routes that answer
+/// 503 until it is ready.
+pub(super) struct Compiling {
+    manifest: Arc<Manifest>,
+    bytes: u64,
+    started: Instant,
+    from_cache: bool,
+}
 
 /// One loaded version of a plugin.
 pub(super) struct Loaded {
@@ -62,12 +71,38 @@ impl Slot {
 }
 
 impl WasmHost {
-    /// Loads (or reloads) the plugin described by `manifest_path`. In-flight calls keep the
-    /// version they started with. Failures are logged and shown in the list.
+    /// Loads (or reloads) a plugin on a task of its own; see [`WasmHost::load`].
+    pub(super) fn load_in_background(self: &Arc<Self>, manifest_path: PathBuf) {
+        // Counted before the task starts, so `loaded()` cannot miss it.
+        self.loads_under_way.send_modify(|count| *count += 1);
+        let host = self.clone();
+        tokio::spawn(async move {
+            host.load(&manifest_path).await;
+            host.loads_under_way.send_modify(|count| *count -= 1);
+        });
+    }
+
+    /// Loads (or reloads) the plugin described by `manifest_path`, compiling at most one plugin
+    /// per core at once. In-flight calls keep the version they started with; until the first
+    /// version is ready its routes answer 503. Failures are logged and shown in the list.
     pub(super) async fn load(&self, manifest_path: &Path) {
         let folder_id =
             manifest_path.parent().and_then(Path::file_name).and_then(|name| name.to_str()).unwrap_or("?").to_owned();
-        match self.compile(manifest_path).await {
+        let compiled = {
+            // Closed only when the host is gone.
+            let _permit = self.compile_permits.acquire().await;
+            let started = Instant::now();
+            let compiled = self.compile(manifest_path).await;
+            let finished = self.compiling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&folder_id);
+            if let (Ok(_), Some(finished)) = (&compiled, finished)
+                && !finished.from_cache
+            {
+                let speed = finished.bytes as f64 / started.elapsed().as_secs_f64().max(0.001);
+                self.compile_speed.store(speed as u64, Ordering::Relaxed);
+            }
+            compiled
+        };
+        match compiled {
             Ok(loaded) => {
                 let id = loaded.services.id.to_string();
                 self.load_errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&folder_id);
@@ -96,6 +131,15 @@ impl WasmHost {
                             errors: AtomicU64::new(0),
                             busy_micros: AtomicU64::new(0),
                         });
+                        // The operator may have switched it off before it was ever loaded here.
+                        match plugin_state::Entity::find_by_id(id.clone()).one(&self.db).await {
+                            Ok(switch) => {
+                                slot.enabled.store(switch.is_none_or(|switch| switch.enabled), Ordering::Relaxed)
+                            }
+                            Err(error) => {
+                                tracing::error!(plugin = %id, error = %error, "cannot read the plugin's switch; the next poll will")
+                            }
+                        }
                         self.slots.write().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id.clone(), slot);
                         tracing::info!(plugin = %id, "wasm plugin loaded");
                     }
@@ -123,13 +167,25 @@ impl WasmHost {
         let bytes = tokio::fs::read(&wasm_path)
             .await
             .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", wasm_path.display()))?;
+        let cap = self.config.max_component_mb.saturating_mul(1 << 20);
         anyhow::ensure!(
-            bytes.len() <= MAX_COMPONENT_BYTES,
-            "plugin {}: the component is {} bytes; the most this host loads is {MAX_COMPONENT_BYTES}",
+            bytes.len() as u64 <= cap,
+            "plugin {}: the component is {:.1} MiB; this host loads at most {} MiB (wasm.max_component_mb)",
             manifest.id,
-            bytes.len()
+            bytes.len() as f64 / f64::from(1 << 20),
+            self.config.max_component_mb
         );
-        let (component, sha256) = runtime::compile(&self.engine, Arc::new(bytes), &self.cache_dir).await?;
+        let source = runtime::Source::new(&self.engine, bytes, &self.cache_dir);
+        self.compiling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(
+            manifest.id.clone(),
+            Compiling {
+                manifest: Arc::new(manifest.clone()),
+                bytes: source.len() as u64,
+                started: Instant::now(),
+                from_cache: source.is_cached(),
+            },
+        );
+        let (component, sha256) = source.compile().await?;
         if let Some(expected) = &manifest.sha256 {
             anyhow::ensure!(
                 expected.eq_ignore_ascii_case(&sha256),
@@ -139,7 +195,8 @@ impl WasmHost {
         }
         let prepared = runtime::prepare(&self.engine, &component, &manifest.world)
             .map_err(|error| anyhow::anyhow!("plugin {}: {error:#}", manifest.id))?;
-        let mut grant = self.config.grants.get(&manifest.id).cloned().unwrap_or_default();
+        self.refresh_grants();
+        let mut grant = self.grant(&manifest.id);
         for (key, value) in grant.config.iter_mut() {
             *value = thub_plugin_sdk::expand_secret(value)
                 .map_err(|error| anyhow::anyhow!("plugin {}: config {key}: {error}", manifest.id))?;
@@ -154,6 +211,58 @@ impl WasmHost {
             http_permits: Semaphore::new(4),
         });
         Ok(Loaded { services, prepared, sha256, loaded_at: self.clock.now() })
+    }
+
+    /// What is compiling now, by id: its manifest and a line on its progress.
+    pub(super) fn compiling_progress(&self) -> BTreeMap<String, (Arc<Manifest>, String)> {
+        let speed = self.compile_speed.load(Ordering::Relaxed);
+        self.compiling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(id, compiling)| {
+                let elapsed = compiling.started.elapsed().as_secs_f64();
+                let size = compiling.bytes as f64 / f64::from(1 << 20);
+                let mut progress = if compiling.from_cache {
+                    format!("loading {size:.1} MiB of compiled code from the cache")
+                } else {
+                    format!("compiling {size:.1} MiB for {elapsed:.1} s")
+                };
+                // Compiling reports no progress of its own: estimate from the speed seen so far.
+                if !compiling.from_cache && speed > 0 {
+                    let expected = compiling.bytes as f64 / speed as f64;
+                    let percent = (elapsed / expected * 100.0).min(99.0);
+                    progress.push_str(&format!(", about {percent:.0}%"));
+                }
+                (id.clone(), (compiling.manifest.clone(), progress))
+            })
+            .collect()
+    }
+
+    /// Whether `id` is compiling its first version and declares `method path`: such a request
+    /// is answered 503 with Retry-After until the plugin is ready.
+    pub(super) fn compiling_route(&self, id: &str, method: &str, path: &str) -> bool {
+        self.compiling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .is_some_and(|compiling| compiling.manifest.route(method, path).is_some())
+    }
+
+    /// Whether `id` is compiling (events for it wait, uncounted, until it is ready).
+    pub(super) fn is_compiling(&self, id: &str) -> bool {
+        self.compiling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(id)
+    }
+
+    /// Manifests and grants of the plugins compiling now, so events emitted before they are
+    /// ready are kept for them.
+    pub(super) fn compiling_manifests(&self) -> Vec<Arc<Manifest>> {
+        self.compiling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .map(|compiling| compiling.manifest.clone())
+            .collect()
     }
 
     /// Reloads a plugin from its folder now.

@@ -66,7 +66,8 @@ pub(super) fn watch(host: std::sync::Weak<WasmHost>) {
             for id in ids {
                 let manifest = host.dir.join(&id).join("plugin.toml");
                 if manifest.is_file() {
-                    host.load(&manifest).await;
+                    // On a task of its own: a big component compiling never holds up the others.
+                    host.load_in_background(manifest);
                 }
             }
         }
