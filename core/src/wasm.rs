@@ -173,6 +173,7 @@ impl WasmHost {
         for manifest_path in runtime::manifest_paths(&host.dir) {
             host.load_in_background(manifest_path);
         }
+        events.set_outbox(Arc::new(outbox::TransactionalOutbox::new(Arc::downgrade(&host))));
         tokio::spawn(background(Arc::downgrade(&host)));
         watcher::watch(Arc::downgrade(&host));
         Ok(host)

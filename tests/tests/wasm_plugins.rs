@@ -1268,3 +1268,33 @@ async fn middleware_runs_in_the_operators_order_and_may_fail_closed() {
     assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/gate/enable", json!({})).await.0, 204);
     assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/endpoints", endpoint).await.0, 201);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_outbox_in_the_transaction_of_their_change() {
+    // `events` without `kv`: deliveries fail, so rows stay where the test can see them.
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "events"),
+        |config| {
+            config.wasm.grants.insert("events".to_owned(), grant(&["events"]));
+        },
+    )
+    .await;
+    // The row is there the moment the registration answers: no background round copied it.
+    let alice = hub.hub.register("alice").await;
+    let kinds = |rows: Vec<outbox::Model>| -> Vec<String> {
+        rows.iter().map(|row| serde_json::from_str::<Value>(&row.event).unwrap()["kind"].to_string()).collect()
+    };
+    assert_eq!(kinds(hub.outbox().await), ["\"user.registered\""]);
+    hub.hub.endpoint(&alice, json!({"name": "Model", "type": "model", "visibility": "public"})).await;
+    assert_eq!(kinds(hub.outbox().await), ["\"user.registered\"", "\"endpoint.created\""]);
+    // A change that fails records nothing: the slug is taken, the transaction never commits.
+    let (status, _) = hub
+        .hub
+        .post_json(Some(&alice), "/api/v1/endpoints", json!({"name": "Model", "slug": "model", "type": "model"}))
+        .await;
+    assert_eq!(status, 400);
+    // Rounds copy bus events; they must not copy a recorded one a second time.
+    hub.hub.hub.wasm.clone().unwrap().run_due_work().await;
+    assert_eq!(kinds(hub.outbox().await), ["\"user.registered\"", "\"endpoint.created\""]);
+}

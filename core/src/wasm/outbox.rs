@@ -1,12 +1,19 @@
-//! Events for plugins: copied from the bus into a database outbox, then delivered from it at
-//! least once, in order per plugin, retried with backoff and finally set aside (dead-lettered).
-//! Never on the request path. A database error is logged and the work is tried again on the
-//! next round; nothing is dropped silently.
+//! Events for plugins: written into a database outbox, then delivered from it at least once, in
+//! order per plugin, retried with backoff and finally set aside (dead-lettered). Never on the
+//! request path. Events of changes to stored data are written in the transaction of the change
+//! ([`TransactionalOutbox`], through `EventBus::record`), so one that commits always reaches
+//! its plugins and one that rolls back never does; the rest (plugins' own events, the host's)
+//! are copied from the bus. A database error is logged and the work is tried again on the next
+//! round; nothing is dropped silently.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use thub_plugin_sdk::{Event, EventOutbox};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::WasmHost;
@@ -36,11 +43,13 @@ impl Intake {
         Self { receiver: Mutex::new(receiver), unqueued: Mutex::default() }
     }
 
+    /// The bus events not yet in the outbox (those recorded in a transaction already are).
     fn drain(&self) -> Vec<Arc<thub_plugin_sdk::Event>> {
         let mut pending = Vec::new();
         let mut receiver = self.receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
             match receiver.try_recv() {
+                Ok(event) if event.recorded => {}
                 Ok(event) => pending.push(event),
                 Err(TryRecvError::Lagged(missed)) => {
                     tracing::error!(missed, "the plugin event intake fell behind; events were missed");
@@ -49,6 +58,30 @@ impl Intake {
             }
         }
         pending
+    }
+}
+
+/// The outbox as the event bus sees it: rows written through the transaction of the change
+/// that caused the event. Holds the host weakly (the host holds the bus).
+pub(super) struct TransactionalOutbox {
+    host: Weak<WasmHost>,
+}
+
+impl TransactionalOutbox {
+    pub(super) fn new(host: Weak<WasmHost>) -> Self {
+        Self { host }
+    }
+}
+
+#[async_trait]
+impl EventOutbox for TransactionalOutbox {
+    async fn store(&self, transaction: &DatabaseTransaction, event: &Event) -> Result<(), DbErr> {
+        let Some(host) = self.host.upgrade() else { return Ok(()) };
+        let rows: Vec<_> = host.outbox_rows(event).iter().map(|(plugin, text)| host.outbox_row(plugin, text)).collect();
+        if !rows.is_empty() {
+            outbox::Entity::insert_many(rows).exec_without_returning(transaction).await?;
+        }
+        Ok(())
     }
 }
 
@@ -113,38 +146,11 @@ impl WasmHost {
         let mut rows =
             std::mem::take(&mut *self.intake.unqueued.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         for event in self.intake.drain() {
-            let subscribers = self.subscribers(&event.kind);
-            if subscribers.is_empty() {
-                continue;
-            }
-            let stored = StoredEvent {
-                kind: event.kind.clone(),
-                id: event.id.to_string(),
-                occurred_at_ms: event.occurred_at.timestamp_millis().max(0) as u64,
-                data: event.data.clone(),
-            };
-            let text = match serde_json::to_string(&stored) {
-                Ok(text) => text,
-                Err(error) => {
-                    tracing::error!(kind = %event.kind, error = %error, "an event cannot be stored for plugins");
-                    continue;
-                }
-            };
-            rows.extend(subscribers.into_iter().map(|plugin| (plugin, text.clone())));
+            rows.extend(self.outbox_rows(&event));
         }
         let mut refused = Vec::new();
         for (plugin, text) in rows {
-            let row = outbox::ActiveModel {
-                plugin_id: Set(plugin.clone()),
-                event: Set(text.clone()),
-                attempts: Set(0),
-                next_attempt_at: Set(self.clock.now()),
-                last_error: Set(None),
-                dead: Set(false),
-                created_at: Set(self.clock.now()),
-                ..Default::default()
-            };
-            if let Err(error) = row.insert(&self.db).await {
+            if let Err(error) = self.outbox_row(&plugin, &text).insert(&self.db).await {
                 tracing::error!(plugin = %plugin, error = %error, "cannot queue an event for a plugin; will retry");
                 refused.push((plugin, text));
             }
@@ -157,6 +163,40 @@ impl WasmHost {
                 unqueued.drain(..dropped);
                 tracing::error!(dropped, "the database refused plugin events for too long; the oldest were dropped");
             }
+        }
+    }
+
+    /// `(plugin id, stored event)` for every plugin that wants `event`.
+    fn outbox_rows(&self, event: &Event) -> Vec<(String, String)> {
+        let subscribers = self.subscribers(&event.kind);
+        if subscribers.is_empty() {
+            return Vec::new();
+        }
+        let stored = StoredEvent {
+            kind: event.kind.clone(),
+            id: event.id.to_string(),
+            occurred_at_ms: event.occurred_at.timestamp_millis().max(0) as u64,
+            data: event.data.clone(),
+        };
+        match serde_json::to_string(&stored) {
+            Ok(text) => subscribers.into_iter().map(|plugin| (plugin, text.clone())).collect(),
+            Err(error) => {
+                tracing::error!(kind = %event.kind, error = %error, "an event cannot be stored for plugins");
+                Vec::new()
+            }
+        }
+    }
+
+    fn outbox_row(&self, plugin: &str, text: &str) -> outbox::ActiveModel {
+        outbox::ActiveModel {
+            plugin_id: Set(plugin.to_owned()),
+            event: Set(text.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(self.clock.now()),
+            last_error: Set(None),
+            dead: Set(false),
+            created_at: Set(self.clock.now()),
+            ..Default::default()
         }
     }
 
