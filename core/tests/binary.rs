@@ -214,6 +214,66 @@ fn security_decisions_are_audit_events_without_secrets() {
 }
 
 #[test]
+fn a_malformed_forwarded_header_and_the_connection_cap_are_logged_once() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("thub.toml"),
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\nmax_connections = 2\n",
+    )
+    .unwrap();
+    let mut child = thub(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).expect("a start-up line");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event.get("address").and_then(|value| value.as_str()) {
+            break address.to_owned();
+        }
+    };
+    let get_with = |header: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(stream, "GET /health HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    for _ in 0..3 {
+        assert!(get_with("Forwarded: for=\"[garbage").starts_with("HTTP/1.1 200"), "ignored, not refused");
+    }
+    // Two idle connections fill the cap; a third waits and the limit is logged.
+    let _first = std::net::TcpStream::connect(&address).unwrap();
+    let _second = std::net::TcpStream::connect(&address).unwrap();
+    let _third = std::net::TcpStream::connect(&address).unwrap();
+    let mut logged_cap = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !logged_cap && std::time::Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            logged_cap |= line.contains("connection limit reached");
+            seen.push(line);
+        }
+    }
+    assert!(logged_cap, "the cap is logged: {seen:?}");
+    drop((_first, _second, _third));
+    assert!(terminate(&mut child).success());
+    seen.extend(lines.try_iter());
+    let malformed = seen.iter().filter(|line| line.contains("malformed Forwarded")).count();
+    assert_eq!(malformed, 1, "logged once, not per request: {seen:?}");
+}
+
+#[test]
 fn unknown_config_key_is_one_line_naming_it() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("thub.toml"), "[server]\nprot = 8001\n").unwrap();
