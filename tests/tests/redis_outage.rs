@@ -186,6 +186,12 @@ async fn an_instance_started_during_an_outage_joins_when_redis_returns() {
     .await;
     let alice = hub.register("alice").await;
     assert_eq!(me(&hub.client(), &alice.bearer()).await, StatusCode::OK, "serves on its own state");
+    // Still ready for the balancer, and says why it is degraded.
+    let ready = hub.client().get("/ready").send().await;
+    ready.assert_status_is_ok();
+    let body: serde_json::Value = ready.0.into_body().into_json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["redis"], "unreachable");
 
     assert!(redis.restart().await);
     let mut probe = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
