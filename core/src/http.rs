@@ -94,7 +94,7 @@ fn sampled(counter: &std::sync::atomic::AtomicU64, every: u64) -> bool {
     match every {
         0 => false,
         1 => true,
-        every => counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % every == 0,
+        every => counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(every),
     }
 }
 

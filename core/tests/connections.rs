@@ -112,9 +112,9 @@ async fn a_slowloris_client_is_closed_at_the_header_deadline() {
                 return;
             }
             let mut probe = [0u8; 1];
-            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut probe)).await {
-                Ok(Ok(0) | Err(_)) => return,
-                _ => {}
+            let read = tokio::time::timeout(Duration::from_millis(100), slow.read(&mut probe)).await;
+            if let Ok(Ok(0) | Err(_)) = read {
+                return;
             }
         }
     };
