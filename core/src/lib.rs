@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod import;
 pub mod meta;
+pub mod openapi;
 pub mod plugins;
 pub mod project;
 pub mod server;
