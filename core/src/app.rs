@@ -128,11 +128,14 @@ impl Hub {
         let docs_html = service.swagger_ui_html().replace(&service.spec(), &spec);
 
         let mut route = Route::new();
-        let api_endpoint = Arc::new(http::limit_body(service.into_endpoint(), config.server.max_body_bytes).boxed());
-        for (path, methods) in api_paths::<AllApis>() {
-            route = route.at(path, http::allow_methods(SharedEndpoint(api_endpoint.clone()), methods));
-        }
+        let api_endpoint = Arc::new(service.into_endpoint().boxed());
         let spec_document: serde_json::Value = serde_json::from_str(&spec)?;
+        for (path, methods) in api_paths::<AllApis>() {
+            let schemas = openapi::BodySchemas::of(&spec_document, &openapi_path(&path));
+            let endpoint = openapi::strict_strings(SharedEndpoint(api_endpoint.clone()), schemas);
+            let endpoint = http::limit_body(endpoint, config.server.max_body_bytes);
+            route = route.at(path, http::allow_methods(endpoint, methods));
+        }
         let spec_wasm = wasm.clone();
         route = route
             .at(
@@ -253,6 +256,18 @@ fn api_paths<T: OpenApi>() -> Vec<(String, Vec<Method>)> {
         paths.entry(route).or_default().extend(path.operations.into_iter().map(|operation| operation.method));
     }
     paths.into_iter().collect()
+}
+
+/// A poem route path in OpenAPI syntax (`/users/:id` → `/users/{id}`).
+fn openapi_path(route: &str) -> String {
+    route
+        .split('/')
+        .map(|segment| match segment.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => segment.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Paths no route matched go to the first plugin fallback that claims them (owner pages, then

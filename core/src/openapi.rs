@@ -10,8 +10,17 @@
 //!
 //! Bounds are declared by the types that enforce them (`Limit`, `Count` in the SDK) and 405s
 //! carry `Allow` (`http::allow_methods`), so neither needs a rule here.
+//!
+//! One rule goes the other way, from the document to the server: poem-openapi reads a JSON
+//! number or boolean where a string is declared (`"name": false` becomes `"false"`), so
+//! [`strict_strings`] refuses such bodies with a 422 naming the field before they are parsed.
 
+use std::sync::Arc;
+
+use poem::http::{Method, header};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use thub_plugin_sdk::ApiError;
 
 /// Applies every rule to `document` (an OpenAPI 3.0 document as JSON).
 pub fn tell_the_truth(document: &mut Value) {
@@ -111,6 +120,113 @@ fn document_errors(operation: &mut Value) {
     }
 }
 
+/// The JSON request-body schemas of one path, by method, with the document's components to
+/// resolve references against.
+#[derive(Clone, Default)]
+pub struct BodySchemas {
+    by_method: Vec<(Method, Value)>,
+    components: Arc<Value>,
+}
+
+impl BodySchemas {
+    /// The JSON body schemas of `path` (OpenAPI syntax, `/users/{id}`) in `document`.
+    pub fn of(document: &Value, path: &str) -> Self {
+        let components = Arc::new(document.pointer("/components/schemas").cloned().unwrap_or(Value::Null));
+        let Some(item) = document.get("paths").and_then(|paths| paths.get(path)).and_then(Value::as_object) else {
+            return Self { by_method: Vec::new(), components };
+        };
+        let by_method = item
+            .iter()
+            .filter_map(|(method, operation)| {
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).ok()?;
+                let content = operation.pointer("/requestBody/content")?.as_object()?;
+                let schema = content.iter().find(|(kind, _)| kind.starts_with("application/json"))?.1.get("schema")?;
+                Some((method, schema.clone()))
+            })
+            .collect();
+        Self { by_method, components }
+    }
+}
+
+/// Refuses a JSON body that puts a number, a boolean (or anything else) where the document
+/// declares a string, with a 422 naming the field; other bodies pass unchanged.
+pub fn strict_strings<E: Endpoint + 'static>(inner: E, schemas: BodySchemas) -> impl Endpoint<Output = Response> {
+    let schemas = Arc::new(schemas);
+    inner.around(move |inner, mut request| {
+        let schemas = schemas.clone();
+        async move {
+            let is_json = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|kind| kind.starts_with("application/json"));
+            let schema =
+                schemas.by_method.iter().find(|(method, _)| method == request.method()).map(|(_, schema)| schema);
+            if let (true, Some(schema)) = (is_json, schema) {
+                let bytes = request.take_body().into_bytes().await?;
+                if let Ok(body) = serde_json::from_slice::<Value>(&bytes)
+                    && let Some((loc, input)) = misplaced_string(&body, schema, &schemas.components, &mut Vec::new())
+                {
+                    let mut path = vec!["body".to_owned()];
+                    path.extend(loc);
+                    let loc: Vec<&str> = path.iter().map(String::as_str).collect();
+                    return Err(ApiError::invalid_field(&loc, "Input should be a valid string", input).into());
+                }
+                request.set_body(bytes);
+            }
+            inner.call(request).await.map(IntoResponse::into_response)
+        }
+    })
+}
+
+/// The first place in `value` where `schema` declares a string and a number, a boolean, an
+/// array or an object is there: its path and the value found.
+fn misplaced_string(
+    value: &Value,
+    schema: &Value,
+    components: &Value,
+    path: &mut Vec<String>,
+) -> Option<(Vec<String>, Value)> {
+    if let Some(name) = schema.get("$ref").and_then(Value::as_str).and_then(|reference| reference.rsplit('/').next()) {
+        return misplaced_string(value, components.get(name)?, components, path);
+    }
+    for part in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(found) = misplaced_string(value, part, components, path) {
+            return Some(found);
+        }
+    }
+    if schema.get("type").and_then(Value::as_str) == Some("string") {
+        // `null` is poem's to judge (absent for an optional field, refused for a required one).
+        return match value {
+            Value::String(_) | Value::Null => None,
+            other => Some((path.clone(), other.clone())),
+        };
+    }
+    if let (Some(properties), Value::Object(fields)) = (schema.get("properties").and_then(Value::as_object), value) {
+        for (name, field) in fields {
+            if let Some(property) = properties.get(name) {
+                path.push(name.clone());
+                let found = misplaced_string(field, property, components, path);
+                path.pop();
+                if found.is_some() {
+                    return found;
+                }
+            }
+        }
+    }
+    if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
+        for (index, element) in elements.iter().enumerate() {
+            path.push(index.to_string());
+            let found = misplaced_string(element, items, components, path);
+            path.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +272,28 @@ mod tests {
         assert!(get["401"]["headers"].get("WWW-Authenticate").is_some());
         let post = &document["paths"]["/a"]["post"]["responses"];
         assert!(post.get("401").is_none(), "optional credentials are never a 401");
+    }
+
+    #[test]
+    fn strings_are_found_where_numbers_or_booleans_stand() {
+        let components = json!({
+            "Body": { "type": "object", "properties": {
+                "name": { "type": "string" },
+                "tags": { "type": "array", "items": { "type": "string" } },
+                "owner": { "allOf": [{ "$ref": "#/components/schemas/Owner" }], "nullable": true },
+                "count": { "type": "integer" },
+            } },
+            "Owner": { "type": "object", "properties": { "slug": { "type": "string" } } },
+        });
+        let schema = json!({ "$ref": "#/components/schemas/Body" });
+        let check = |body: Value| misplaced_string(&body, &schema, &components, &mut Vec::new());
+        assert_eq!(check(json!({"name": "x", "tags": ["a"], "owner": null, "count": 1, "extra": 5})), None);
+        assert_eq!(check(json!({"name": null})), None);
+        assert_eq!(check(json!({"name": false})), Some((vec!["name".to_owned()], json!(false))));
+        assert_eq!(check(json!({"tags": ["a", 2]})), Some((vec!["tags".to_owned(), "1".to_owned()], json!(2))));
+        assert_eq!(
+            check(json!({"owner": {"slug": 1.5}})),
+            Some((vec!["owner".to_owned(), "slug".to_owned()], json!(1.5)))
+        );
     }
 }

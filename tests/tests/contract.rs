@@ -150,3 +150,37 @@ async fn every_405_lists_the_allowed_methods() {
         response.assert_header("allow", allowed);
     }
 }
+
+#[tokio::test]
+async fn numbers_and_booleans_are_no_strings() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let alice = hub.register("alice").await;
+    for (path, method, body, loc) in [
+        ("/api/v1/organizations", Method::POST, json!({"name": false}), json!(["body", "name"])),
+        ("/api/v1/users/me", Method::PUT, json!({"full_name": 12}), json!(["body", "full_name"])),
+        (
+            "/api/v1/endpoints",
+            Method::POST,
+            json!({"name": "M", "type": "model", "tags": ["ok", 1]}),
+            json!(["body", "tags", "1"]),
+        ),
+        (
+            "/api/v1/endpoints/sync",
+            Method::POST,
+            json!({"endpoints": [{"name": true}]}),
+            json!(["body", "endpoints", "0", "name"]),
+        ),
+        ("/api/v1/verify", Method::POST, json!({"token": 123}), json!(["body", "token"])),
+    ] {
+        let (status, answer) = hub.send_json(method.clone(), Some(&alice), path, body).await;
+        assert_eq!(status, 422, "{method} {path}: {answer}");
+        assert_eq!(answer["detail"][0]["loc"], loc, "{method} {path}");
+        assert_eq!(answer["detail"][0]["msg"], "Input should be a valid string");
+    }
+    assert_eq!(hub.get_json(Some(&alice), "/api/v1/organizations").await.1, json!([]), "nothing stored");
+    // Strings, and null where a field is optional, still pass.
+    let (status, _) = hub
+        .send_json(Method::PUT, Some(&alice), "/api/v1/users/me", json!({"full_name": "Alice", "avatar_url": null}))
+        .await;
+    assert_eq!(status, 200);
+}
