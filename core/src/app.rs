@@ -130,8 +130,8 @@ impl Hub {
         let mut route = Route::new();
         let api_endpoint = Arc::new(service.into_endpoint().boxed());
         let spec_document: serde_json::Value = serde_json::from_str(&spec)?;
-        for (path, methods) in api_paths::<AllApis>() {
-            let schemas = openapi::BodySchemas::of(&spec_document, &openapi_path(&path));
+        for ApiPath { route: path, documented, methods } in api_paths::<AllApis>() {
+            let schemas = openapi::BodySchemas::of(&spec_document, &documented);
             let endpoint = openapi::strict_strings(SharedEndpoint(api_endpoint.clone()), schemas);
             let endpoint = http::limit_body(endpoint, config.server.max_body_bytes);
             route = route.at(path, http::allow_methods(endpoint, methods));
@@ -239,35 +239,36 @@ fn pruned_spec<T: OpenApi>(service: &OpenApiService<T, ()>, disabled: &[&str]) -
     serde_json::to_string_pretty(&document).context("cannot render the OpenAPI document")
 }
 
-/// Every OpenAPI path of `T`, in poem's route syntax (`/users/{id}` → `/users/:id`), with the
-/// methods it answers (one path may come from several APIs).
-fn api_paths<T: OpenApi>() -> Vec<(String, Vec<Method>)> {
-    let mut paths: std::collections::BTreeMap<String, Vec<Method>> = std::collections::BTreeMap::new();
-    for path in T::meta().into_iter().flat_map(|api| api.paths.into_iter()) {
-        let route = path
-            .path
-            .split('/')
-            .map(|segment| match segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
-                Some(name) => format!(":{name}"),
-                None => segment.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("/");
-        paths.entry(route).or_default().extend(path.operations.into_iter().map(|operation| operation.method));
-    }
-    paths.into_iter().collect()
+/// An OpenAPI path as the router needs it.
+struct ApiPath {
+    /// In poem's route syntax, `/users/:id`.
+    route: String,
+    /// As the document spells it, `/users/{id}`.
+    documented: String,
+    /// The methods it answers.
+    methods: Vec<Method>,
 }
 
-/// A poem route path in OpenAPI syntax (`/users/:id` → `/users/{id}`).
-fn openapi_path(route: &str) -> String {
-    route
-        .split('/')
-        .map(|segment| match segment.strip_prefix(':') {
-            Some(name) => format!("{{{name}}}"),
-            None => segment.to_owned(),
+/// Every OpenAPI path of `T` with the methods it answers (one path may come from several APIs).
+fn api_paths<T: OpenApi>() -> Vec<ApiPath> {
+    let mut paths: std::collections::BTreeMap<String, Vec<Method>> = std::collections::BTreeMap::new();
+    for path in T::meta().into_iter().flat_map(|api| api.paths.into_iter()) {
+        paths.entry(path.path).or_default().extend(path.operations.into_iter().map(|operation| operation.method));
+    }
+    paths
+        .into_iter()
+        .map(|(documented, methods)| {
+            let route = documented
+                .split('/')
+                .map(|segment| match segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
+                    Some(name) => format!(":{name}"),
+                    None => segment.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            ApiPath { route, documented, methods }
         })
-        .collect::<Vec<_>>()
-        .join("/")
+        .collect()
 }
 
 /// Paths no route matched go to the first plugin fallback that claims them (owner pages, then
