@@ -5,6 +5,7 @@ use std::sync::{Arc, Once};
 
 use anyhow::Context;
 use poem::endpoint::{BoxEndpoint, make_sync};
+use poem::http::Method;
 use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
@@ -15,6 +16,7 @@ use crate::accounts::{self, Accounts};
 use crate::config::Config;
 use crate::http::{self, OriginPolicy};
 use crate::meta::MetaApi;
+use crate::openapi;
 use crate::plugins::{self, PluginApis};
 use crate::shared::{RedisBroker, Shared};
 use crate::storage;
@@ -127,11 +129,14 @@ impl Hub {
         let docs_html = service.swagger_ui_html().replace(&service.spec(), &spec);
 
         let mut route = Route::new();
-        let api_endpoint = Arc::new(http::limit_body(service.into_endpoint(), config.server.max_body_bytes).boxed());
-        for path in api_paths::<AllApis>() {
-            route = route.at(path, crate::metrics::templated(SharedEndpoint(api_endpoint.clone())));
-        }
+        let api_endpoint = Arc::new(service.into_endpoint().boxed());
         let spec_document: serde_json::Value = serde_json::from_str(&spec)?;
+        for ApiPath { route: path, documented, methods } in api_paths::<AllApis>() {
+            let schemas = openapi::BodySchemas::of(&spec_document, &documented);
+            let endpoint = openapi::strict_strings(SharedEndpoint(api_endpoint.clone()), schemas);
+            let endpoint = http::limit_body(endpoint, config.server.max_body_bytes);
+            route = route.at(path, crate::metrics::templated(http::allow_methods(endpoint, methods)));
+        }
         let spec_wasm = wasm.clone();
         route = route
             .at(
@@ -149,8 +154,14 @@ impl Hub {
                 }),
             )
             .at("/docs", make_sync(move |_| Html(docs_html.clone())))
-            .at("/login", get(accounts::pages::login_page).post(accounts::pages::login_submit))
-            .at("/logout", get(accounts::pages::logout));
+            .at(
+                "/login",
+                http::allow_methods(
+                    get(accounts::pages::login_page).post(accounts::pages::login_submit),
+                    vec![Method::GET, Method::POST],
+                ),
+            )
+            .at("/logout", http::allow_methods(get(accounts::pages::logout), vec![Method::GET]));
         if let Some(host) = &wasm {
             let plugin_routes = Arc::new(wasm::api::PluginRoutes { host: host.clone() }.boxed());
             route = route
@@ -236,28 +247,40 @@ fn pruned_spec<T: OpenApi>(service: &OpenApiService<T, ()>, disabled: &[&str]) -
     let mut document: serde_json::Value =
         serde_json::from_str(&service.spec()).context("the generated OpenAPI document is not JSON")?;
     plugins::prune_spec(&mut document, disabled);
+    openapi::tell_the_truth(&mut document);
     serde_json::to_string_pretty(&document).context("cannot render the OpenAPI document")
 }
 
-/// Every OpenAPI path of `T`, in poem's route syntax (`/users/{id}` → `/users/:id`).
-fn api_paths<T: OpenApi>() -> Vec<String> {
-    let mut paths: Vec<String> = T::meta()
+/// An OpenAPI path as the router needs it.
+struct ApiPath {
+    /// In poem's route syntax, `/users/:id`.
+    route: String,
+    /// As the document spells it, `/users/{id}`.
+    documented: String,
+    /// The methods it answers.
+    methods: Vec<Method>,
+}
+
+/// Every OpenAPI path of `T` with the methods it answers (one path may come from several APIs).
+fn api_paths<T: OpenApi>() -> Vec<ApiPath> {
+    let mut paths: std::collections::BTreeMap<String, Vec<Method>> = std::collections::BTreeMap::new();
+    for path in T::meta().into_iter().flat_map(|api| api.paths.into_iter()) {
+        paths.entry(path.path).or_default().extend(path.operations.into_iter().map(|operation| operation.method));
+    }
+    paths
         .into_iter()
-        .flat_map(|api| api.paths.into_iter())
-        .map(|path| {
-            path.path
+        .map(|(documented, methods)| {
+            let route = documented
                 .split('/')
                 .map(|segment| match segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
                     Some(name) => format!(":{name}"),
                     None => segment.to_owned(),
                 })
                 .collect::<Vec<_>>()
-                .join("/")
+                .join("/");
+            ApiPath { route, documented, methods }
         })
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
+        .collect()
 }
 
 /// Paths no route matched go to the first plugin fallback that claims them (owner pages, then

@@ -136,7 +136,9 @@ pub fn normalize_error(error: poem::Error) -> ApiError {
         return ApiError::not_found("route.not_found", "Not Found");
     }
     if error.is::<MethodNotAllowedError>() {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "route.method_not_allowed", "Method Not Allowed");
+        // Routes are wrapped in `allow_methods`, which knows their methods; this is the answer
+        // of a route that was not.
+        return method_not_allowed(&[]);
     }
     if error.is::<AuthorizationError>() {
         return ApiError::invalid_credentials();
@@ -175,6 +177,45 @@ pub fn normalize_error(error: poem::Error) -> ApiError {
         return ApiError::new(status, "request.invalid", reason);
     }
     ApiError::internal(format!("{error}"))
+}
+
+/// The 405 answer: the one error shape plus the `Allow` header RFC 9110 requires, listing
+/// `allowed` (HEAD is implied by GET, as poem answers HEAD with the GET handler).
+pub fn method_not_allowed(allowed: &[Method]) -> ApiError {
+    let mut names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    if allowed.contains(&Method::GET) && !allowed.contains(&Method::HEAD) {
+        names.push(Method::HEAD.as_str());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let allow = HeaderValue::from_str(&names.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""));
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "route.method_not_allowed", "Method Not Allowed")
+        .with_header(header::ALLOW, allow)
+}
+
+/// Serves `inner`, a route that answers `allowed`; its 405s get the `Allow` header listing them.
+pub fn allow_methods<E: Endpoint + 'static>(inner: E, allowed: Vec<Method>) -> impl Endpoint<Output = Response> {
+    let allowed = Arc::new(allowed);
+    inner.around(move |inner, request| {
+        let allowed = allowed.clone();
+        async move {
+            match inner.call(request).await {
+                Ok(output) => {
+                    let response = output.into_response();
+                    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                        && !response.headers().contains_key(header::ALLOW)
+                    {
+                        return Ok(method_not_allowed(&allowed).into_response());
+                    }
+                    Ok(response)
+                }
+                Err(error) if error.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    Err(method_not_allowed(&allowed).into())
+                }
+                Err(error) => Err(error),
+            }
+        }
+    })
 }
 
 fn payload_error(reason: &str) -> ApiError {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod import;
 pub mod meta;
 pub mod metrics;
+pub mod openapi;
 pub mod operations;
 pub mod plugins;
 pub mod project;

@@ -54,7 +54,7 @@ pub use events::{Event, EventBus, EventOutbox, Recorded};
 #[cfg(not(target_arch = "wasm32"))]
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection, PluginSections};
 #[cfg(not(target_arch = "wasm32"))]
-pub use responses::{NoContent, default_limit, default_skip, page};
+pub use responses::{Count, Limit, MAX_COUNT, NoContent, default_limit, default_skip, page};
 #[cfg(not(target_arch = "wasm32"))]
 pub use secrets::{expand_secret, serialize_redacted};
 

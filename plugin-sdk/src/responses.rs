@@ -34,3 +34,140 @@ pub fn page(skip: u64, limit: u64) -> Result<(u64, u64), ApiError> {
     }
     Ok((skip, limit))
 }
+
+/// The bound of [`Count`]: 2^31 − 1, far beyond any page offset or star count, and exact in
+/// every JSON parser and database integer.
+pub const MAX_COUNT: u64 = (1 << 31) - 1;
+
+/// `?limit=` (and other "how many, at most" inputs such as `top_k`): a whole number from 1 to
+/// 100, 10 by default. Its schema declares exactly the bounds its parser enforces, so the
+/// OpenAPI document and the server agree; anything else is a 422 naming the parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub u64);
+
+/// `?skip=` and other counts: a whole number from 0 to [`MAX_COUNT`], 0 by default. Its schema
+/// declares exactly the bounds its parser enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count(pub u64);
+
+impl Default for Limit {
+    fn default() -> Self {
+        Self(default_limit())
+    }
+}
+
+impl Limit {
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl Count {
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A whole number type with declared, enforced bounds.
+trait Bounded: poem_openapi::types::Type + Sized {
+    const NAME: &'static str;
+    const MIN: u64;
+    const MAX: u64;
+    fn from_u64(value: u64) -> Self;
+    fn value(&self) -> u64;
+
+    fn schema() -> poem_openapi::registry::MetaSchemaRef {
+        let mut schema = poem_openapi::registry::MetaSchema::new_with_format("integer", "int64");
+        schema.minimum = Some(Self::MIN as f64);
+        schema.maximum = Some(Self::MAX as f64);
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn parse(value: Option<u64>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            Some(value) if (Self::MIN..=Self::MAX).contains(&value) => Ok(Self::from_u64(value)),
+            _ => Err(poem_openapi::types::ParseError::custom(format!(
+                "Input should be a whole number between {} and {}",
+                Self::MIN,
+                Self::MAX
+            ))),
+        }
+    }
+}
+
+impl Bounded for Limit {
+    const NAME: &'static str = "limit";
+    const MIN: u64 = 1;
+    const MAX: u64 = 100;
+    fn from_u64(value: u64) -> Self {
+        Self(value)
+    }
+    fn value(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Bounded for Count {
+    const NAME: &'static str = "count";
+    const MIN: u64 = 0;
+    const MAX: u64 = MAX_COUNT;
+    fn from_u64(value: u64) -> Self {
+        Self(value)
+    }
+    fn value(&self) -> u64 {
+        self.0
+    }
+}
+
+macro_rules! bounded_type {
+    ($name:ty) => {
+        impl poem_openapi::types::Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                format!("integer({})", <$name as Bounded>::NAME).into()
+            }
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                <$name as Bounded>::schema()
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl poem_openapi::types::ParseFromParameter for $name {
+            fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+                <$name as Bounded>::parse(value.parse().ok())
+            }
+        }
+
+        impl poem_openapi::types::ParseFromJSON for $name {
+            fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+                match value {
+                    Some(serde_json::Value::Number(number)) => <$name as Bounded>::parse(number.as_u64()),
+                    Some(other) => Err(poem_openapi::types::ParseError::expected_type(other)),
+                    None => Err(poem_openapi::types::ParseError::expected_input()),
+                }
+            }
+        }
+
+        impl poem_openapi::types::ToJSON for $name {
+            fn to_json(&self) -> Option<serde_json::Value> {
+                Some(serde_json::Value::from(self.value()))
+            }
+        }
+    };
+}
+
+bounded_type!(Limit);
+bounded_type!(Count);

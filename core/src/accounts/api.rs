@@ -10,7 +10,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use thub_plugin_sdk::{AdminUser, ApiError, CurrentUser, NoContent, Role, default_limit, default_skip, page};
+use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, NoContent, Role};
 
 use super::api_tokens::TokenRequest;
 use super::entity::{api_token, user};
@@ -512,11 +512,11 @@ impl AuthApi {
     async fn list_tokens(
         &self,
         user: CurrentUser,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_hundred")] limit: Query<u64>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default = "hundred")] limit: Query<Limit>,
         #[oai(default)] include_inactive: Query<bool>,
     ) -> Result<Json<ApiTokenList>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
         let (tokens, total) = self.accounts.list_api_tokens(user.0.user_id, include_inactive.0, skip, limit).await?;
         Ok(Json(ApiTokenList { tokens: tokens.into_iter().map(Into::into).collect(), total }))
     }
@@ -546,8 +546,8 @@ impl AuthApi {
     }
 }
 
-fn default_hundred() -> u64 {
-    100
+fn hundred() -> Limit {
+    Limit(100)
 }
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "AccountTags::Users")]
@@ -557,10 +557,10 @@ impl UsersApi {
     async fn list(
         &self,
         _admin: AdminUser,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_limit")] limit: Query<u64>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default)] limit: Query<Limit>,
     ) -> Result<Json<Vec<UserResponse>>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
         let users = self.accounts.list_users(skip, limit).await?;
         Ok(Json(users.into_iter().map(Into::into).collect()))
     }

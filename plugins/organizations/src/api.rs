@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use thub_plugin_sdk::{AdminUser, ApiError, CurrentUser, NoContent, default_limit, default_skip, page};
+use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, NoContent};
 
 use crate::entity::{member, organization};
 use crate::service::{NewOrganization, OrgRole, OrganizationChanges, OrganizationService};
@@ -165,11 +165,11 @@ impl OrganizationsApi {
     async fn list(
         &self,
         user: CurrentUser,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_limit")] limit: Query<u64>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default)] limit: Query<Limit>,
         role: Query<Option<OrgRole>>,
     ) -> Result<Json<Vec<OrganizationResponse>>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
         let organizations = self.service.list_mine(&user.0, role.0, skip, limit).await?;
         Ok(Json(organizations.into_iter().map(Into::into).collect()))
     }
@@ -220,11 +220,11 @@ impl OrganizationsApi {
         &self,
         user: CurrentUser,
         org_id: Path<i64>,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_limit")] limit: Query<u64>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default)] limit: Query<Limit>,
         role: Query<Option<OrgRole>>,
     ) -> Result<Json<Vec<MemberResponse>>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
         let members = self.service.members(&user.0, org_id.0, role.0, skip, limit).await?;
         Ok(Json(members.into_iter().map(Into::into).collect()))
     }

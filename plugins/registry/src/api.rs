@@ -9,7 +9,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use thub_plugin_sdk::{AdminUser, ApiError, CurrentUser, MaybeUser, NoContent, default_limit, default_skip, page};
+use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, MaybeUser, NoContent};
 
 use crate::entity::endpoint;
 use crate::model::{EndpointDraft, EndpointKind, Visibility};
@@ -168,7 +168,7 @@ pub struct SearchRequest {
     #[oai(validator(max_length = 500))]
     pub query: String,
     /// Most results (1–100, default 10).
-    pub top_k: Option<u64>,
+    pub top_k: Option<Limit>,
     /// Only this kind.
     #[oai(rename = "type")]
     pub kind: Option<EndpointKind>,
@@ -301,7 +301,7 @@ pub struct AdminUpdate {
     /// Suspend (false) or restore (true).
     pub is_active: Option<bool>,
     /// Correct the star count.
-    pub stars_count: Option<u64>,
+    pub stars_count: Option<Count>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -334,15 +334,6 @@ impl EndpointsApi {
     }
 }
 
-fn top_k(value: Option<u64>) -> Result<u64, ApiError> {
-    match value.unwrap_or(10) {
-        value @ 1..=100 => Ok(value),
-        value => {
-            Err(ApiError::invalid_field(&["body", "top_k"], "Input should be between 1 and 100", Value::from(value)))
-        }
-    }
-}
-
 #[OpenApi(prefix_path = "/api/v1/endpoints", tag = "RegistryTags::Registry")]
 impl EndpointsApi {
     /// Create an endpoint, owned by the caller or by `organization_id` (any active member).
@@ -364,12 +355,12 @@ impl EndpointsApi {
     async fn list_mine(
         &self,
         user: CurrentUser,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_limit")] limit: Query<u64>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default)] limit: Query<Limit>,
         visibility: Query<Option<Visibility>>,
         search: Query<Option<String>>,
     ) -> Result<Json<Vec<EndpointResponse>>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
         let found = self.service.list_mine(&user.0, visibility.0, search.0.as_deref(), skip, limit).await?;
         Ok(Json(found.into_iter().map(Into::into).collect()))
     }
@@ -378,11 +369,11 @@ impl EndpointsApi {
     #[oai(path = "/public", method = "get")]
     async fn public(
         &self,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_limit")] limit: Query<u64>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default)] limit: Query<Limit>,
         endpoint_type: Query<Option<EndpointKind>>,
     ) -> Result<Json<Vec<EndpointPublicResponse>>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
         let found = self.service.list_public(Listing { skip, limit, kind: endpoint_type.0 }).await?;
         Ok(Json(self.public_shapes(found).await?))
     }
@@ -391,20 +382,21 @@ impl EndpointsApi {
     #[oai(path = "/trending", method = "get")]
     async fn trending(
         &self,
-        #[oai(default = "default_skip")] skip: Query<u64>,
-        #[oai(default = "default_limit")] limit: Query<u64>,
-        min_stars: Query<Option<u64>>,
+        #[oai(default)] skip: Query<Count>,
+        #[oai(default)] limit: Query<Limit>,
+        min_stars: Query<Option<Count>>,
         endpoint_type: Query<Option<EndpointKind>>,
     ) -> Result<Json<Vec<EndpointPublicResponse>>, ApiError> {
-        let (skip, limit) = page(skip.0, limit.0)?;
-        let found = self.service.trending(Listing { skip, limit, kind: endpoint_type.0 }, min_stars.0).await?;
+        let (skip, limit) = (skip.0.get(), limit.0.get());
+        let found =
+            self.service.trending(Listing { skip, limit, kind: endpoint_type.0 }, min_stars.0.map(Count::get)).await?;
         Ok(Json(self.public_shapes(found).await?))
     }
 
     /// Full-text search over public endpoints, best first, with a relevance score.
     #[oai(path = "/search", method = "post")]
     async fn search(&self, body: Json<SearchRequest>) -> Result<Json<SearchResponse>, ApiError> {
-        let top_k = top_k(body.0.top_k)?;
+        let top_k = body.0.top_k.unwrap_or_default().get();
         let (hits, total) = self.service.search(&body.0.query, body.0.kind, top_k).await?;
         let models: Vec<endpoint::Model> = hits.iter().map(|(model, _)| model.clone()).collect();
         let scores: HashMap<i64, f64> = hits.iter().map(|(model, score)| (model.id, *score)).collect();
@@ -487,6 +479,11 @@ impl EndpointsApi {
         endpoint_id: Path<i64>,
         body: Json<AdminUpdate>,
     ) -> Result<Json<EndpointResponse>, ApiError> {
-        Ok(Json(self.service.admin_update(endpoint_id.0, body.0.is_active, body.0.stars_count).await?.into()))
+        Ok(Json(
+            self.service
+                .admin_update(endpoint_id.0, body.0.is_active, body.0.stars_count.map(Count::get))
+                .await?
+                .into(),
+        ))
     }
 }
