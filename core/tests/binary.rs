@@ -8,15 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn thub(folder: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_thub"));
-    command.current_dir(folder);
-    // Tests never read the developer's environment.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("THUB_") || name == "RUST_LOG" {
-            command.env_remove(name);
-        }
-    }
-    command
+    thub_tests::thub_command(env!("CARGO_BIN_EXE_thub"), folder)
 }
 
 fn run(command: &mut Command) -> Output {

@@ -301,7 +301,7 @@ async fn a_cluster_behind_nginx_holds_together() {
     let name = format!("thub_cluster_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&server).await.unwrap();
     admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
-    let url = with_database(&server, &name);
+    let url = thub_tests::with_database(&server, &name);
 
     let mut redis = Redis { port: free_port(), child: None };
     redis.start();
@@ -611,20 +611,4 @@ async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     let row =
         db.query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap().unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
-}
-
-fn with_database(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (server, None),
-    };
-    let scheme_end = base.find("://").map(|index| index + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
 }

@@ -487,3 +487,16 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A command for the real `thub` binary at `binary` (`env!("CARGO_BIN_EXE_thub")` in the tests
+/// that Cargo hands it to) in `folder`, without the developer's `THUB_*` or `RUST_LOG`.
+pub fn thub_command(binary: &str, folder: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command.current_dir(folder);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("THUB_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
