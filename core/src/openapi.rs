@@ -124,7 +124,8 @@ fn document_errors(operation: &mut Value) {
 /// resolve references against.
 #[derive(Clone, Default)]
 pub struct BodySchemas {
-    by_method: Vec<(Method, Value)>,
+    /// `(method, body schema, whether the operation needs credentials)`.
+    by_method: Vec<(Method, Value, bool)>,
     components: Arc<Value>,
 }
 
@@ -141,7 +142,12 @@ impl BodySchemas {
                 let method = Method::from_bytes(method.to_uppercase().as_bytes()).ok()?;
                 let content = operation.pointer("/requestBody/content")?.as_object()?;
                 let schema = content.iter().find(|(kind, _)| kind.starts_with("application/json"))?.1.get("schema")?;
-                Some((method, schema.clone()))
+                // `[{"bearer": []}]` needs credentials; `[{"bearer": []}, {}]` (optional) does not.
+                let needs_credentials = operation.get("security").and_then(Value::as_array).is_some_and(|options| {
+                    !options.is_empty()
+                        && options.iter().all(|option| option.as_object().is_some_and(|o| !o.is_empty()))
+                });
+                Some((method, schema.clone(), needs_credentials))
             })
             .collect();
         Self { by_method, components }
@@ -149,7 +155,9 @@ impl BodySchemas {
 }
 
 /// Refuses a JSON body that puts a number, a boolean (or anything else) where the document
-/// declares a string, with a 422 naming the field; other bodies pass unchanged.
+/// declares a string, with a 422 naming the field; other bodies pass unchanged. An operation
+/// that needs credentials checks them first, so a caller without them is answered at once,
+/// before a body is read that would only be thrown away.
 pub fn strict_strings<E: Endpoint + 'static>(inner: E, schemas: BodySchemas) -> impl Endpoint<Output = Response> {
     let schemas = Arc::new(schemas);
     inner.around(move |inner, mut request| {
@@ -160,9 +168,11 @@ pub fn strict_strings<E: Endpoint + 'static>(inner: E, schemas: BodySchemas) -> 
                 .get(header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
                 .is_some_and(|kind| kind.starts_with("application/json"));
-            let schema =
-                schemas.by_method.iter().find(|(method, _)| method == request.method()).map(|(_, schema)| schema);
-            if let (true, Some(schema)) = (is_json, schema) {
+            let operation = schemas.by_method.iter().find(|(method, _, _)| method == request.method());
+            if let (true, Some((_, schema, needs_credentials))) = (is_json, operation) {
+                if *needs_credentials {
+                    thub_plugin_sdk::require_user(&request).await?;
+                }
                 let bytes = request.take_body().into_bytes().await?;
                 if let Ok(body) = serde_json::from_slice::<Value>(&bytes)
                     && let Some((loc, input)) = misplaced_string(&body, schema, &schemas.components, &mut Vec::new())
