@@ -13,6 +13,7 @@ pub mod idp;
 pub(crate) mod jwt;
 pub mod pages;
 pub mod password;
+pub mod self_service;
 pub mod tokens;
 pub mod validation;
 

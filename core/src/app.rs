@@ -95,6 +95,7 @@ impl Hub {
         );
         context.broker =
             RedisBroker::new(shared.clone()).map(|broker| Arc::new(broker) as Arc<dyn thub_plugin_sdk::Broker>);
+        context.provide(Arc::new(thub_plugin_sdk::HostAccounts(accounts.clone())));
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
         let wasm = match config.wasm.enabled {
@@ -149,7 +150,7 @@ impl Hub {
             )
             .at("/docs", make_sync(move |_| Html(docs_html.clone())))
             .at("/login", get(accounts::pages::login_page).post(accounts::pages::login_submit))
-            .at("/logout", get(accounts::pages::logout));
+            .at("/logout", get(accounts::pages::logout).post(accounts::pages::logout));
         if let Some(host) = &wasm {
             let plugin_routes = Arc::new(wasm::api::PluginRoutes { host: host.clone() }.boxed());
             route = route

@@ -232,6 +232,8 @@ pub struct PluginsConfig {
     pub proxy: PluginSection<thub_proxy::ProxyConfig>,
     /// `[plugins.site]`.
     pub site: PluginSection<thub_site::SiteConfig>,
+    /// `[plugins.web]`.
+    pub web: PluginSection<thub_web::WebConfig>,
 }
 
 /// `[wasm]`.

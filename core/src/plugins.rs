@@ -44,6 +44,8 @@ pub async fn assemble(context: &PluginContext, config: &PluginsConfig) -> anyhow
     let stars = mount::<thub_stars::StarsPlugin>(context, &config.stars, &mut assembly).await?;
     let channels = mount::<thub_channels::ChannelsPlugin>(context, &config.channels, &mut assembly).await?;
     mount::<thub_proxy::ProxyPlugin>(context, &config.proxy, &mut assembly).await?;
+    // Before the site: its pages and its 404 page for owner-shaped paths win over static files.
+    mount::<thub_web::WebPlugin>(context, &config.web, &mut assembly).await?;
     // Last: its fallback serves whatever the owner pages did not claim.
     mount::<thub_site::SitePlugin>(context, &config.site, &mut assembly).await?;
     Ok(((organizations, registry, stars, channels), assembly))

@@ -16,6 +16,8 @@
 pub const API_VERSION: &str = "0.1.0";
 
 #[cfg(not(target_arch = "wasm32"))]
+mod account_service;
+#[cfg(not(target_arch = "wasm32"))]
 mod auth;
 #[cfg(not(target_arch = "wasm32"))]
 mod broker;
@@ -36,6 +38,10 @@ mod secrets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod slug;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use account_service::{
+    AccountService, ApiTokenSummary, HostAccounts, Profile, Registration, SessionCookie, SessionSummary,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use auth::{
     AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser,
