@@ -345,6 +345,12 @@ impl RegistryService {
         Ok(created)
     }
 
+    /// The field problems `draft` has, as a 422 list would carry them (for forms that show every
+    /// message at once).
+    pub fn check_draft(&self, draft: &EndpointDraft, creating: bool) -> std::result::Result<(), Vec<FieldError>> {
+        model::check(draft, &self.config, creating).map(|_| ()).map_err(field_errors)
+    }
+
     /// Changes an endpoint the caller manages.
     pub async fn update(&self, actor: &Principal, id: i64, draft: EndpointDraft) -> Result<endpoint::Model> {
         let viewer = self.viewer(Some(actor.clone())).await?;

@@ -20,7 +20,9 @@ mod config;
 mod discover;
 mod forms;
 mod frame;
+mod orgs;
 mod owners;
+mod publish;
 mod views;
 
 use std::future::Future;
@@ -99,6 +101,9 @@ impl Plugin for WebPlugin {
             (format!("{}:name", assets::PREFIX), assets.boxed()),
             ("/explore".to_owned(), page(&web, |web, request| Box::pin(discover::explore(web, request)))),
             ("/search".to_owned(), page(&web, |web, request| Box::pin(discover::search(web, request)))),
+            ("/new".to_owned(), page(&web, |web, request| Box::pin(publish::new_endpoint(web, request)))),
+            ("/orgs/new".to_owned(), page(&web, |web, request| Box::pin(orgs::new_organization(web, request)))),
+            ("/orgs/:slug/settings".to_owned(), page(&web, |web, request| Box::pin(orgs::settings(web, request)))),
             ("/register".to_owned(), page(&web, |web, request| Box::pin(account::register(web, request)))),
             ("/settings/profile".to_owned(), page(&web, |web, request| Box::pin(account::profile(web, request)))),
             ("/settings/password".to_owned(), page(&web, |web, request| Box::pin(account::password(web, request)))),

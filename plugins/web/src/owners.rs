@@ -43,6 +43,8 @@ enum Target {
     Owner(String),
     Endpoint(String, String),
     Star(String, String),
+    Edit(String, String),
+    Delete(String, String),
 }
 
 fn name_like(segment: &str) -> bool {
@@ -70,6 +72,12 @@ fn target(request: &Request) -> Option<Target> {
         ([owner, slug, "star"], false) if *request.method() == Method::POST => {
             Some(Target::Star(owner.to_lowercase(), slug.to_lowercase()))
         }
+        ([owner, slug, "edit"], _) if reading || *request.method() == Method::POST => {
+            Some(Target::Edit(owner.to_lowercase(), slug.to_lowercase()))
+        }
+        ([owner, slug, "delete"], false) if *request.method() == Method::POST => {
+            Some(Target::Delete(owner.to_lowercase(), slug.to_lowercase()))
+        }
         _ => None,
     }
 }
@@ -81,7 +89,13 @@ impl Fallback for OwnerPages {
             None => false,
             // Checked on each request: a project may gain its index.html while the hub runs.
             Some(Target::Home) => !self.web.root.join("index.html").is_file(),
-            Some(Target::Owner(owner) | Target::Endpoint(owner, _) | Target::Star(owner, _)) => {
+            Some(
+                Target::Owner(owner)
+                | Target::Endpoint(owner, _)
+                | Target::Star(owner, _)
+                | Target::Edit(owner, _)
+                | Target::Delete(owner, _),
+            ) => {
                 if matches!(self.web.registry.owner(&owner).await, Ok(Some(_))) {
                     return true;
                 }
@@ -100,6 +114,8 @@ impl Fallback for OwnerPages {
             Some(Target::Owner(owner)) => owner_page(web, request, &owner).await,
             Some(Target::Endpoint(owner, slug)) => endpoint_page(web, request, &owner, &slug).await,
             Some(Target::Star(owner, slug)) => star(web, request, &owner, &slug).await,
+            Some(Target::Edit(owner, slug)) => crate::publish::edit_endpoint(web, request, &owner, &slug).await,
+            Some(Target::Delete(owner, slug)) => crate::publish::delete_endpoint(web, request, &owner, &slug).await,
             None => Frame::new(&web, &request).await.not_found(),
         })
     }
