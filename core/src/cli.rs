@@ -171,7 +171,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut sources = ConfigSources { file: cli.config, environment: true, overrides: Overrides::default() };
     match cli.command {
         Command::Serve { host, port, reload } => {
-            sources.overrides = Overrides { host, port, reload };
+            // `--reload` is the site plugin's setting.
+            let plugin_settings =
+                if reload { vec![("site", "reload", serde_json::Value::Bool(true))] } else { Vec::new() };
+            sources.overrides = Overrides { host, port, plugin_settings };
             serve(Config::load(&sources)?).await
         }
         Command::Migrate => {
@@ -207,7 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Deluser { username } => {
             let hub = quiet_hub(&sources).await?;
-            match hub.accounts.user_by_name(&username).await.map_err(describe)? {
+            match hub.accounts.user_by_name(&username).await? {
                 Some(user) => {
                     hub.accounts.remove_user(user).await.map_err(describe)?;
                     hub.settle().await;

@@ -13,7 +13,7 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
-use thub_plugin_sdk::PluginSection;
+use thub_plugin_sdk::PluginSections;
 
 /// The file name looked up in the hub folder when no `--config` is given.
 pub const CONFIG_FILE: &str = "thub.toml";
@@ -34,8 +34,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The identity provider (satellite tokens).
     pub idp: IdpConfig,
-    /// Built-in plugins, one `[plugins.<id>]` section each.
-    pub plugins: PluginsConfig,
+    /// Built-in plugins, one `[plugins.<id>]` section each, read by the plugin it names.
+    pub plugins: PluginSections,
     /// WebAssembly plugins: where they live, their limits, and what each is granted.
     pub wasm: WasmConfig,
 }
@@ -216,26 +216,6 @@ impl Default for IdpConfig {
     }
 }
 
-/// `[plugins]`: the built-in plugins' sections, each `enabled` plus the plugin's own keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginsConfig {
-    /// `[plugins.organizations]`.
-    pub organizations: PluginSection<thub_organizations::OrganizationsConfig>,
-    /// `[plugins.registry]`.
-    pub registry: PluginSection<thub_registry::RegistryConfig>,
-    /// `[plugins.stars]`.
-    pub stars: PluginSection<thub_stars::StarsConfig>,
-    /// `[plugins.channels]`.
-    pub channels: PluginSection<thub_channels::ChannelsConfig>,
-    /// `[plugins.proxy]`.
-    pub proxy: PluginSection<thub_proxy::ProxyConfig>,
-    /// `[plugins.site]`.
-    pub site: PluginSection<thub_site::SiteConfig>,
-    /// `[plugins.web]`.
-    pub web: PluginSection<thub_web::WebConfig>,
-}
-
 /// `[wasm]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -358,8 +338,9 @@ pub struct Overrides {
     pub host: Option<String>,
     /// `--port`.
     pub port: Option<u16>,
-    /// `--reload`.
-    pub reload: bool,
+    /// Plugin settings given as flags (`--reload` is `[plugins.site] reload = true`), as
+    /// `(plugin id, key, value)`.
+    pub plugin_settings: Vec<(&'static str, &'static str, serde_json::Value)>,
 }
 
 impl Config {
@@ -378,6 +359,10 @@ impl Config {
         }
         if sources.environment {
             figment = figment.merge(Env::prefixed("THUB_").split("__"));
+            // The conventional variable wins over `log.filter`, as operators expect.
+            if let Ok(filter) = std::env::var("RUST_LOG") {
+                figment = figment.merge(figment::providers::Serialized::default("log.filter", filter));
+            }
         }
         let mut config: Config = figment.extract().map_err(|error| {
             // figment names the key and the source ("for key `server.prot` in thub.toml").
@@ -389,7 +374,9 @@ impl Config {
         if let Some(port) = sources.overrides.port {
             config.server.port = port;
         }
-        config.plugins.site.settings.reload |= sources.overrides.reload;
+        for (id, key, value) in &sources.overrides.plugin_settings {
+            config.plugins.set_key(id, key, value.clone());
+        }
         config.read_secret_files()?;
         Ok(config)
     }
@@ -402,9 +389,16 @@ impl Config {
             .map_err(|error| anyhow::anyhow!("invalid configuration: {}", one_line(&error)))
     }
 
-    /// The effective configuration as TOML, secrets redacted (`thub config`).
+    /// The effective configuration as TOML, secrets redacted (`thub config`). The built-in
+    /// plugins' sections are shown as each plugin reads them, defaults included.
     pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
-        toml::to_string_pretty(self).context("cannot render the configuration")
+        let plugins = crate::plugins::effective_sections(&self.plugins)?;
+        let mut document = toml::Value::try_from(self).context("cannot render the configuration")?;
+        let plugins = toml::Value::try_from(plugins).context("cannot render the plugin sections")?;
+        if let toml::Value::Table(table) = &mut document {
+            table.insert("plugins".to_owned(), plugins);
+        }
+        toml::to_string_pretty(&document).context("cannot render the configuration")
     }
 
     /// The hub folder, absolute.
@@ -469,15 +463,22 @@ mod tests {
 
     const EXAMPLE: &str = include_str!("../../config/thub.example.toml");
 
+    /// The example with the built-in plugins' sections resolved, and the defaults likewise: the
+    /// plugins, not this module, know their sections.
+    fn resolved(config: &Config) -> toml::Value {
+        let rendered = config.to_redacted_toml().expect("renders");
+        toml::from_str(&rendered).expect("rendered config is TOML")
+    }
+
     #[test]
     fn example_file_equals_the_defaults() {
         let example = Config::from_toml(EXAMPLE).expect("example parses");
-        assert_eq!(example, Config::default());
+        assert_eq!(resolved(&example), resolved(&Config::default()));
     }
 
     #[test]
     fn example_file_documents_every_key() {
-        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialise");
+        let defaults = resolved(&Config::default());
         let example: toml::Value = toml::from_str(EXAMPLE).expect("example is TOML");
         let mut missing = Vec::new();
         missing_keys(&defaults, &example, "", &mut missing);
@@ -500,6 +501,16 @@ mod tests {
         let error = Config::from_toml("[server]\nprot = 1\n").expect_err("unknown key");
         let message = error.to_string();
         assert!(message.contains("prot"), "{message}");
+    }
+
+    #[test]
+    fn unknown_plugins_and_plugin_keys_are_named() {
+        let config = Config::from_toml("[plugins.registy]\nenabled = true\n").expect("raw sections parse");
+        let error = crate::plugins::effective_sections(&config.plugins).expect_err("unknown plugin");
+        assert!(error.to_string().contains("unknown plugin `registy`"), "{error}");
+        let config = Config::from_toml("[plugins.channels]\nqueue_lenght = 5\n").expect("raw sections parse");
+        let error = crate::plugins::effective_sections(&config.plugins).expect_err("unknown key");
+        assert!(error.to_string().contains("queue_lenght"), "{error}");
     }
 
     #[test]

@@ -86,7 +86,11 @@ fn toml_string(text: &str) -> String {
 /// whole file still loads; if not, the file is restored.
 fn append_proxies(proxies: &BTreeMap<String, TuftsProxy>, config_file: &Path) -> anyhow::Result<Vec<String>> {
     let before = std::fs::read_to_string(config_file).unwrap_or_default();
-    let existing = Config::from_toml(&before).map(|config| config.plugins.proxy.settings.apis).unwrap_or_default();
+    let existing = Config::from_toml(&before)
+        .map(|config| {
+            config.plugins.section::<thub_proxy::ProxyPlugin>().map(|section| section.settings.apis).unwrap_or_default()
+        })
+        .unwrap_or_default();
     let mut report = Vec::new();
     let mut added = String::new();
     for (name, proxy) in proxies {

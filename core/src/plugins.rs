@@ -8,17 +8,25 @@ use poem::endpoint::BoxEndpoint;
 use poem::http::Method;
 use poem_openapi::OpenApi;
 use poem_openapi::registry::{MetaApi, Registry};
-use thub_plugin_sdk::{Fallback, Plugin, PluginContext, PluginSection};
+use thub_plugin_sdk::{Fallback, Plugin, PluginContext, PluginSections};
 
-use crate::config::PluginsConfig;
+/// The built-in plugins, in dependency order: the one list of them. A plugin may use the
+/// services of those before it (stars needs the registry, the registry needs organizations); the
+/// site comes last because its fallback serves whatever the owner pages did not claim.
+pub type BuiltIns = (
+    thub_organizations::OrganizationsPlugin,
+    thub_registry::RegistryPlugin,
+    thub_stars::StarsPlugin,
+    thub_channels::ChannelsPlugin,
+    thub_proxy::ProxyPlugin,
+    // Before the site: the web's pages (and its 404 page for owner-shaped paths that are no
+    // owner and no file) win over static files.
+    thub_web::WebPlugin,
+    thub_site::SitePlugin,
+);
 
 /// The OpenAPI routes of every built-in plugin, in assembly order.
-pub type PluginApis = (
-    Toggle<thub_organizations::OrganizationsApi>,
-    Toggle<thub_registry::EndpointsApi>,
-    Toggle<thub_stars::StarsApi>,
-    Toggle<thub_channels::ChannelsApi>,
-);
+pub type PluginApis = <BuiltIns as PluginList>::Apis;
 
 /// What the built-in plugins contributed besides their OpenAPI routes.
 #[derive(Default)]
@@ -34,41 +42,102 @@ pub struct Assembly {
     pub disabled: Vec<&'static str>,
 }
 
-/// Builds every built-in plugin in dependency order: a plugin may use the services of those
-/// above it.
-pub async fn assemble(context: &PluginContext, config: &PluginsConfig) -> anyhow::Result<(PluginApis, Assembly)> {
+/// Builds every built-in plugin in dependency order. A `[plugins.<id>]` section that names no
+/// built-in plugin is refused before anything is built.
+pub async fn assemble(context: &PluginContext, sections: &PluginSections) -> anyhow::Result<(PluginApis, Assembly)> {
+    check_ids(sections)?;
     let mut assembly = Assembly::default();
-    let organizations =
-        mount::<thub_organizations::OrganizationsPlugin>(context, &config.organizations, &mut assembly).await?;
-    let registry = mount::<thub_registry::RegistryPlugin>(context, &config.registry, &mut assembly).await?;
-    let stars = mount::<thub_stars::StarsPlugin>(context, &config.stars, &mut assembly).await?;
-    let channels = mount::<thub_channels::ChannelsPlugin>(context, &config.channels, &mut assembly).await?;
-    mount::<thub_proxy::ProxyPlugin>(context, &config.proxy, &mut assembly).await?;
-    // Before the site: its pages and its 404 page for owner-shaped paths win over static files.
-    mount::<thub_web::WebPlugin>(context, &config.web, &mut assembly).await?;
-    // Last: its fallback serves whatever the owner pages did not claim.
-    mount::<thub_site::SitePlugin>(context, &config.site, &mut assembly).await?;
-    Ok(((organizations, registry, stars, channels), assembly))
+    let apis = BuiltIns::mount_all(context, sections, &mut assembly).await?;
+    Ok((apis, assembly))
+}
+
+/// Every built-in plugin's effective section, defaults filled in and secrets redacted: what
+/// `thub config` prints and what the example config is checked against.
+pub fn effective_sections(sections: &PluginSections) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    check_ids(sections)?;
+    let mut effective = serde_json::Map::new();
+    BuiltIns::resolve_all(sections, &mut effective)?;
+    Ok(effective)
+}
+
+fn check_ids(sections: &PluginSections) -> anyhow::Result<()> {
+    for id in sections.ids() {
+        anyhow::ensure!(
+            BuiltIns::IDS.contains(&id),
+            "invalid configuration: unknown plugin `{id}` in [plugins]; built-in plugins are {}",
+            BuiltIns::IDS.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Builds one plugin if its section enables it.
-pub async fn mount<P: Plugin>(
+async fn mount<P: Plugin>(
     context: &PluginContext,
-    section: &PluginSection<P::Config>,
+    sections: &PluginSections,
     assembly: &mut Assembly,
 ) -> anyhow::Result<Toggle<P::Api>> {
+    let section = sections.section::<P>()?;
     if !section.enabled {
         assembly.disabled.push(P::ID);
         return Ok(Toggle(None));
     }
-    let mount = P::build(context, section.settings.clone())
-        .await
-        .map_err(|error| anyhow::anyhow!("plugin {}: {error}", P::ID))?;
+    let mount =
+        P::build(context, section.settings).await.map_err(|error| anyhow::anyhow!("plugin {}: {error}", P::ID))?;
     assembly.routes.extend(mount.routes);
     assembly.fallbacks.extend(mount.fallback);
     assembly.enabled.push(P::ID);
     Ok(Toggle(Some(mount.api)))
 }
+
+/// A tuple of plugin types, mounted in order. Implemented for tuples so [`BuiltIns`] stays a
+/// plain list.
+pub trait PluginList {
+    /// The plugins' OpenAPI types, each behind its enable switch.
+    type Apis: OpenApi;
+    /// The plugins' ids, in order.
+    const IDS: &'static [&'static str];
+    /// Mounts every plugin in order.
+    fn mount_all(
+        context: &PluginContext,
+        sections: &PluginSections,
+        assembly: &mut Assembly,
+    ) -> impl Future<Output = anyhow::Result<Self::Apis>> + Send;
+    /// Parses every plugin's section into `effective`.
+    fn resolve_all(
+        sections: &PluginSections,
+        effective: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<()>;
+}
+
+macro_rules! plugin_list {
+    ($($plugin:ident),+) => {
+        impl<$($plugin: Plugin),+> PluginList for ($($plugin,)+) {
+            type Apis = ($(Toggle<$plugin::Api>,)+);
+            const IDS: &'static [&'static str] = &[$($plugin::ID),+];
+
+            async fn mount_all(
+                context: &PluginContext,
+                sections: &PluginSections,
+                assembly: &mut Assembly,
+            ) -> anyhow::Result<Self::Apis> {
+                Ok(($(mount::<$plugin>(context, sections, assembly).await?,)+))
+            }
+
+            fn resolve_all(
+                sections: &PluginSections,
+                effective: &mut serde_json::Map<String, serde_json::Value>,
+            ) -> anyhow::Result<()> {
+                $(effective.insert($plugin::ID.to_owned(), serde_json::to_value(sections.section::<$plugin>()?)?);)+
+                Ok(())
+            }
+        }
+    };
+}
+
+plugin_list!(A, B, C, D, E, F);
+plugin_list!(A, B, C, D, E, F, G);
+plugin_list!(A, B, C, D, E, F, G, H);
 
 /// A plugin's API that is mounted only when the plugin is enabled. Its operations are always
 /// in the static metadata (poem-openapi combines APIs at compile time); the host prunes those of

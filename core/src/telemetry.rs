@@ -4,10 +4,9 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-/// Installs the global subscriber. `RUST_LOG` overrides `filter`. Noisy dependencies are held at
-/// `warn`. Calling it twice is harmless.
+/// Installs the global subscriber (`log.filter`, which `RUST_LOG` overrides when the config is
+/// loaded). Noisy dependencies are held at `warn`. Calling it twice is harmless.
 pub fn init(filter: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
     let filter = EnvFilter::try_new(format!("{filter},sqlx=warn,sea_orm=warn,hyper=warn,wasmtime=warn"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -112,17 +112,45 @@ pub struct UserSummary {
 #[async_trait]
 pub trait AccountDirectory: Send + Sync + 'static {
     /// The user with this id, if it exists.
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, ApiError>;
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserSummary>, sea_orm::DbErr>;
     /// The user with this username (case-insensitive), if it exists.
-    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, ApiError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, sea_orm::DbErr>;
     /// The users with these ids that exist, in any order.
-    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, ApiError>;
+    async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, sea_orm::DbErr>;
 }
 
-fn authenticator(request: &Request) -> Result<&Arc<dyn Authenticator>, ApiError> {
-    request
+/// The caller of `request` as the host's [`Authenticator`] sees it: `Ok(None)` without
+/// credentials, 401 for bad ones, 503 when storage cannot answer. Inactive accounts are returned.
+/// The extractors and the raw-route helpers below all go through here; a route without the
+/// host's authenticator is a host bug (500), never an anonymous caller.
+pub async fn authenticate(request: &Request) -> Result<Option<Principal>, ApiError> {
+    let authenticator = request
         .data::<Arc<dyn Authenticator>>()
-        .ok_or_else(|| ApiError::internal("no authenticator installed on the route"))
+        .ok_or_else(|| ApiError::internal("no authenticator installed on the route"))?;
+    authenticator.authenticate(request).await
+}
+
+/// An authenticated, active caller, for routes that need one (the rule of [`CurrentUser`]):
+/// missing or bad credentials answer 401 `Could not validate credentials`, an inactive account
+/// 400 `Inactive user`, a storage failure 503.
+pub async fn require_user(request: &Request) -> Result<Principal, ApiError> {
+    let principal = authenticate(request).await?.ok_or_else(ApiError::invalid_credentials)?;
+    if !principal.is_active {
+        return Err(ApiError::bad_request("auth.inactive_user", "Inactive user"));
+    }
+    Ok(principal)
+}
+
+/// The active caller, or `None` when the request is anonymous for this purpose: no
+/// credentials, bad, expired or revoked ones (optional-auth routes of the reference ignore
+/// them), or an inactive account (the rule of [`MaybeUser`]). A storage failure is an error
+/// (503), never "anonymous".
+pub async fn optional_user(request: &Request) -> Result<Option<Principal>, ApiError> {
+    match authenticate(request).await {
+        Ok(principal) => Ok(principal.filter(|principal| principal.is_active)),
+        Err(error) if error.status() == poem::http::StatusCode::UNAUTHORIZED => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// The name of the security scheme in the OpenAPI document.
@@ -169,12 +197,7 @@ impl<'a> ApiExtractor<'a> for CurrentUser {
         _body: &mut poem::RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let principal =
-            authenticator(request)?.authenticate(request).await?.ok_or_else(ApiError::invalid_credentials)?;
-        if !principal.is_active {
-            return Err(ApiError::bad_request("auth.inactive_user", "Inactive user").into());
-        }
-        Ok(Self(principal))
+        Ok(Self(require_user(request).await?))
     }
 }
 
@@ -208,8 +231,8 @@ impl<'a> ApiExtractor<'a> for AdminUser {
     }
 }
 
-/// The caller if the request carries valid credentials, anonymous otherwise: bad, expired or
-/// revoked credentials are treated as none, as optional-auth routes of the reference do.
+/// The active caller if the request carries valid credentials, anonymous otherwise: see
+/// [`optional_user`].
 #[derive(Debug, Clone)]
 pub struct MaybeUser(pub Option<Principal>);
 
@@ -235,8 +258,7 @@ impl<'a> ApiExtractor<'a> for MaybeUser {
         _body: &mut poem::RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let principal = authenticator(request)?.authenticate(request).await.ok().flatten();
-        Ok(Self(principal))
+        Ok(Self(optional_user(request).await?))
     }
 }
 
@@ -246,20 +268,36 @@ impl<'a> ApiExtractor<'a> for MaybeUser {
 pub trait AccountHooks: Send + Sync + 'static {
     /// Whether `name` (lowercase) is taken by something other than a user, such as an
     /// organization slug: usernames and organization slugs share the `/{owner}` namespace.
-    async fn name_taken(&self, _name: &str) -> Result<bool, ApiError> {
+    async fn name_taken(&self, _name: &str) -> Result<bool, HookError> {
         Ok(false)
     }
 
     /// Runs inside the transaction that deletes user `user_id`, before the row goes: fix up
-    /// what a cascade cannot (counters), or refuse with a 4xx (e.g. the last owner of an
-    /// organization).
+    /// what a cascade cannot (counters), or refuse (e.g. the last owner of an organization).
     async fn before_user_delete(
         &self,
         _transaction: &sea_orm::DatabaseTransaction,
         _user_id: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), HookError> {
         Ok(())
     }
+}
+
+/// Why an account hook said no, or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The change is refused for a reason the user can act on; the host answers 400 with this
+    /// stable code (`<plugin>.<snake_case>`) and message.
+    #[error("{detail}")]
+    Refused {
+        /// Stable machine code.
+        code: &'static str,
+        /// What the user can do about it.
+        detail: String,
+    },
+    /// Storage failed.
+    #[error("database error")]
+    Database(#[from] sea_orm::DbErr),
 }
 
 /// The registered [`AccountHooks`], shared by the host and the plugin context.

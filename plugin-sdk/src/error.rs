@@ -264,8 +264,19 @@ impl ApiResponse for ApiError {
 }
 
 impl From<sea_orm::DbErr> for ApiError {
+    /// A database that cannot be reached is a 503 with `Retry-After` (the pool recovers by
+    /// itself); any other database error is a 500. Either way the cause goes to the log only.
     fn from(error: sea_orm::DbErr) -> Self {
-        Self::internal_error(&error)
+        match error {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                let mut unavailable =
+                    Self::unavailable("storage.unavailable", "The database is unavailable; try again shortly")
+                        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                unavailable.0.report = Some(error.to_string());
+                unavailable
+            }
+            error => Self::internal_error(&error),
+        }
     }
 }
 

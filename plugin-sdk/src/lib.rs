@@ -44,8 +44,8 @@ pub use account_service::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use auth::{
-    AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, MaybeUser,
-    Principal, Role, UserSummary,
+    AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, HookError,
+    MaybeUser, Principal, Role, UserSummary, authenticate, optional_user, require_user,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use broker::{Broker, BrokerMessage};
@@ -56,7 +56,7 @@ pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_re
 #[cfg(not(target_arch = "wasm32"))]
 pub use events::{Event, EventBus};
 #[cfg(not(target_arch = "wasm32"))]
-pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection};
+pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection, PluginSections};
 #[cfg(not(target_arch = "wasm32"))]
 pub use responses::{NoContent, default_limit, default_skip, page};
 #[cfg(not(target_arch = "wasm32"))]

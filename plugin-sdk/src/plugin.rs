@@ -1,7 +1,7 @@
 //! The native plugin contract: what a built-in plugin declares and what it is given.
 
 use std::any::{Any, TypeId, type_name};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -179,5 +179,37 @@ impl<T: Serialize> Serialize for PluginSection<T> {
             other => return Err(S::Error::custom(format!("plugin settings must be a table, not {other}"))),
         }
         table.serialize(serializer)
+    }
+}
+
+/// The `[plugins]` table as given: one raw section per plugin id. Each built-in plugin reads its
+/// own section when it is mounted (its config type refuses unknown keys), and the host refuses
+/// ids that no plugin has, so core never needs a typed list of plugin configs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PluginSections(BTreeMap<String, serde_json::Value>);
+
+impl PluginSections {
+    /// Plugin `P`'s section, with the defaults for what it leaves out.
+    pub fn section<P: Plugin>(&self) -> Result<PluginSection<P::Config>, PluginError> {
+        match self.0.get(P::ID) {
+            None => Ok(PluginSection::default()),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|error| PluginError::Config(format!("[plugins.{}]: {error}", P::ID))),
+        }
+    }
+
+    /// Sets one key of plugin `id`'s section (command-line flags such as `--reload`, tests). The
+    /// plugin checks the key and the value when it is mounted.
+    pub fn set_key(&mut self, id: &str, key: &str, value: serde_json::Value) {
+        let section = self.0.entry(id.to_owned()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let serde_json::Value::Object(table) = section {
+            table.insert(key.to_owned(), value);
+        }
+    }
+
+    /// The ids of the sections given, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 }

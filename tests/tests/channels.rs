@@ -119,8 +119,8 @@ async fn only_logged_in_same_origin_clients_connect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frames_and_slow_consumers_do_not_hurt_the_others() {
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
-        config.plugins.channels.settings.max_message_bytes = 1024;
-        config.plugins.channels.settings.queue_length = 64;
+        config.plugins.set_key("channels", "max_message_bytes", serde_json::json!(1024));
+        config.plugins.set_key("channels", "queue_length", serde_json::json!(64));
     })
     .await;
     let server = hub.serve().await;
@@ -166,8 +166,10 @@ async fn oversized_frames_and_slow_consumers_do_not_hurt_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_frames_when_enabled() {
-    let hub =
-        TestHub::start_at_now_with(Backend::Sqlite, |config| config.plugins.channels.settings.presence = true).await;
+    let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
+        config.plugins.set_key("channels", "presence", serde_json::json!(true))
+    })
+    .await;
     let server = hub.serve().await;
     let (alice, bob) = (hub.register("alice").await, hub.register("bob").await);
     let mut a = connect(&server, "room", &alice).await;

@@ -9,7 +9,6 @@ use poem::http::StatusCode;
 use poem::web::sse::{Event, SSE};
 use poem::{Request, Response, Route, handler};
 use serde_json::json;
-use thub_proxy::ApiConfig;
 use thub_tests::{Backend, Session, TestHub, TestServer};
 
 #[handler]
@@ -73,33 +72,17 @@ async fn upstream() -> TestServer {
 async fn hub_with(upstream: &TestServer) -> (TestHub, Session) {
     let base = upstream.url("/v1");
     let hub = TestHub::start_at_now_with(Backend::Sqlite, move |config| {
-        let settings = &mut config.plugins.proxy.settings;
-        settings.max_body_bytes = 1024;
-        let headers = BTreeMap::from([
-            ("Authorization".to_owned(), "Bearer upstream-secret".to_owned()),
-            ("X-Api-Version".to_owned(), "2".to_owned()),
-        ]);
-        settings
-            .apis
-            .insert("test".to_owned(), ApiConfig { base_url: base, headers, timeout_seconds: 1, methods: Vec::new() });
-        settings.apis.insert(
-            "readonly".to_owned(),
-            ApiConfig {
-                base_url: "http://127.0.0.1:9/ro".to_owned(),
-                headers: BTreeMap::new(),
-                timeout_seconds: 1,
-                methods: vec!["GET".to_owned()],
+        config.plugins.set_key("proxy", "max_body_bytes", json!(1024));
+        let apis = json!({
+            "test": {
+                "base_url": base,
+                "headers": {"Authorization": "Bearer upstream-secret", "X-Api-Version": "2"},
+                "timeout_seconds": 1,
             },
-        );
-        settings.apis.insert(
-            "down".to_owned(),
-            ApiConfig {
-                base_url: "http://127.0.0.1:9/v1".to_owned(),
-                headers: BTreeMap::new(),
-                timeout_seconds: 1,
-                methods: Vec::new(),
-            },
-        );
+            "readonly": {"base_url": "http://127.0.0.1:9/ro", "timeout_seconds": 1, "methods": ["GET"]},
+            "down": {"base_url": "http://127.0.0.1:9/v1", "timeout_seconds": 1},
+        });
+        config.plugins.set_key("proxy", "apis", apis);
     })
     .await;
     let session = hub.register("alice").await;

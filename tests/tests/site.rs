@@ -199,7 +199,10 @@ async fn without_an_index_the_root_is_the_welcome_document() {
 
 #[tokio::test]
 async fn live_reload_tells_pages_when_files_change() {
-    let hub = TestHub::start_with(Backend::Sqlite, |config| config.plugins.site.settings.reload = true).await;
+    let hub = TestHub::start_with(Backend::Sqlite, |config| {
+        config.plugins.set_key("site", "reload", serde_json::json!(true))
+    })
+    .await;
     std::fs::write(hub.dir.path().join("page.html"), "<html><body>v1</body></html>").unwrap();
     let session = hub.register("viewer").await;
     let page = get(&hub, Some(&session), "/page.html").await.0.into_body().into_string().await.unwrap();
@@ -229,7 +232,7 @@ async fn the_example_apps_serve_and_their_config_parses() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let proxy_config = std::fs::read_to_string(examples.join("pyscript-proxy/thub.toml")).unwrap();
     let config = thub_core::Config::from_toml(&proxy_config).unwrap();
-    assert!(config.plugins.proxy.settings.apis.contains_key("weather"));
+    assert!(config.plugins.section::<thub_proxy::ProxyPlugin>().unwrap().settings.apis.contains_key("weather"));
     for app in ["pyscript-chat", "pyscript-proxy"] {
         let root = examples.join(app);
         let hub = TestHub::start_with(Backend::Sqlite, |config| {

@@ -3,7 +3,7 @@
 
 use poem::http::StatusCode;
 use serde_json::json;
-use thub_plugin_sdk::{ApiError, FieldError};
+use thub_plugin_sdk::{ApiError, FieldError, HookError};
 
 /// Everything that can go wrong in accounts, sessions, API tokens and the identity provider.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +68,13 @@ pub enum AccountsError {
         allowed: Vec<String>,
     },
     /// A plugin refused (e.g. deleting the last owner of an organization).
-    #[error("refused: {0}")]
-    Refused(ApiError),
+    #[error("refused: {detail}")]
+    Refused {
+        /// The plugin's stable code.
+        code: &'static str,
+        /// What the user can do about it.
+        detail: String,
+    },
     /// Storage failed.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
@@ -87,6 +92,15 @@ impl From<anyhow::Error> for AccountsError {
 impl From<FieldError> for AccountsError {
     fn from(error: FieldError) -> Self {
         Self::Validation(vec![error])
+    }
+}
+
+impl From<HookError> for AccountsError {
+    fn from(error: HookError) -> Self {
+        match error {
+            HookError::Refused { code, detail } => Self::Refused { code, detail },
+            HookError::Database(error) => Self::Database(error),
+        }
     }
 }
 
@@ -134,8 +148,8 @@ impl From<AccountsError> for ApiError {
                     ),
                 }),
             ),
-            Refused(error) => error,
-            Database(error) => ApiError::internal_error(&error),
+            Refused { code, detail } => ApiError::bad_request(code, detail),
+            Database(error) => error.into(),
             Internal(message) => ApiError::internal(message),
         }
     }

@@ -20,10 +20,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use thub_plugin_sdk::Clock;
+use thub_plugin_sdk::{Clock, Principal};
 use tokio::sync::RwLock;
 
-use super::entity::signing_key;
+use super::AccountsError;
+use super::entity::{signing_key, user};
 use crate::config::IdpConfig;
 
 /// How long an instance trusts its cached key set before re-reading the database.
@@ -351,4 +352,50 @@ impl Idp {
 /// Audiences compare trimmed and lowercase.
 pub fn normalize_audience(audience: &str) -> String {
     audience.trim().to_lowercase()
+}
+
+/// The identity provider's face on accounts: satellite tokens for users, verification for
+/// services.
+impl super::Accounts {
+    /// A satellite token for the caller and `audience`: an allow-listed service, or an active
+    /// user's username (SDK 0.3.1's meaning). Returns the token and its lifetime in seconds.
+    pub async fn satellite_token(&self, caller: &Principal, audience: &str) -> Result<(String, i64), AccountsError> {
+        let normalized = normalize_audience(audience);
+        if normalized.is_empty() {
+            return Err(AccountsError::MissingAudience);
+        }
+        let allowed = self.idp.allowed_audiences().contains(&normalized)
+            || self.user_by_name(&normalized).await?.is_some_and(|user| user.is_active);
+        if !allowed {
+            return Err(AccountsError::InvalidAudience {
+                requested: audience.to_owned(),
+                allowed: self.idp.allowed_audiences().to_vec(),
+            });
+        }
+        let token = self.idp.mint(caller.user_id, caller.role.as_str(), &normalized).await?;
+        Ok((token, self.idp.token_seconds()))
+    }
+
+    /// Verifies a satellite token for the calling service (its username is the audience) and
+    /// returns the claims with the subject's current account.
+    pub async fn verify_satellite_token(
+        &self,
+        caller: &Principal,
+        token: &str,
+    ) -> Result<Result<(SatelliteClaims, user::Model), VerifyFailure>, AccountsError> {
+        let claims = match self.idp.verify(token, &caller.username).await? {
+            Ok(claims) => claims,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let Some(sub) = claims.sub.clone() else {
+            return Ok(Err(VerifyFailure::new("invalid_token", "The token has no subject (sub).")));
+        };
+        let Ok(user_id) = sub.parse::<i64>() else {
+            return Ok(Err(VerifyFailure::new("invalid_user_id", format!("Invalid user ID in token: {sub}"))));
+        };
+        match user::Entity::find_by_id(user_id).one(&self.db).await? {
+            Some(subject) => Ok(Ok((claims, subject))),
+            None => Ok(Err(VerifyFailure::new("user_not_found", format!("User with ID {sub} not found.")))),
+        }
+    }
 }

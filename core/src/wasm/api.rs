@@ -8,7 +8,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
-use thub_plugin_sdk::{AdminUser, ApiError, Authenticator, current_request_id};
+use thub_plugin_sdk::{AdminUser, ApiError, current_request_id, optional_user};
 
 use super::bindings::typed::thub::plugin::types::{Header, Principal, Request as PluginRequest};
 use super::{PluginInfo, Refusal, WasmHost};
@@ -59,12 +59,7 @@ impl Endpoint for PluginRoutes {
             .route(request.method().as_str(), &path)
             .map(|route| route.public)
             .ok_or_else(|| refusal(&id, Refusal::NotFound))?;
-        let principal = match request.data::<Arc<dyn Authenticator>>() {
-            Some(authenticator) => {
-                authenticator.authenticate(&request).await.ok().flatten().filter(|principal| principal.is_active)
-            }
-            None => None,
-        };
+        let principal = optional_user(&request).await?;
         if principal.is_none() && !public {
             return Err(ApiError::invalid_credentials().into());
         }

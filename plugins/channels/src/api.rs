@@ -7,7 +7,7 @@ use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
-use thub_plugin_sdk::{ApiError, Authenticator, CurrentUser};
+use thub_plugin_sdk::{ApiError, CurrentUser, require_user};
 
 use crate::hub::Channels;
 
@@ -63,13 +63,7 @@ pub(crate) async fn channel_socket(
     socket: WebSocket,
     channels: Data<&Arc<Channels>>,
 ) -> poem::Result<Response> {
-    let authenticator =
-        request.data::<Arc<dyn Authenticator>>().ok_or_else(|| ApiError::internal("no authenticator installed"))?;
-    let principal = authenticator
-        .authenticate(request)
-        .await?
-        .filter(|principal| principal.is_active)
-        .ok_or_else(ApiError::invalid_credentials)?;
+    let principal = require_user(request).await?;
     let config = channels.config();
     if name.is_empty() || name.chars().count() > config.max_channel_name_chars || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

@@ -276,7 +276,7 @@ impl OrganizationsApi {
     ) -> Result<Json<OrganizationResponse>, ApiError> {
         let organization = match body.0.is_active {
             Some(active) => self.service.set_active(org_id.0, active).await?,
-            None => self.service.by_id(org_id.0).await?.ok_or(crate::OrganizationsError::NotFound)?,
+            None => self.service.model(org_id.0).await?.ok_or(crate::OrganizationsError::NotFound)?,
         };
         Ok(Json(organization.into()))
     }

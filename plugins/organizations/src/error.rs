@@ -32,21 +32,9 @@ pub enum OrganizationsError {
     /// The change would leave the organization without an owner.
     #[error("last owner")]
     LastOwner,
-    /// A user who is the last owner of organizations cannot be deleted.
-    #[error("user is the last owner of {0}")]
-    UserIsLastOwner(String),
-    /// Another plugin's or the host's error.
-    #[error("{0}")]
-    Api(ApiError),
     /// Storage failed.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
-}
-
-impl From<ApiError> for OrganizationsError {
-    fn from(error: ApiError) -> Self {
-        Self::Api(error)
-    }
 }
 
 impl From<OrganizationsError> for ApiError {
@@ -64,12 +52,7 @@ impl From<OrganizationsError> for ApiError {
             LastOwner => {
                 ApiError::bad_request("organizations.last_owner", "Cannot remove the last owner from organization")
             }
-            UserIsLastOwner(organizations) => ApiError::bad_request(
-                "organizations.user_is_last_owner",
-                format!("The user is the last owner of {organizations}; add another owner or delete it first"),
-            ),
-            Api(error) => error,
-            Database(error) => ApiError::internal_error(&error),
+            Database(error) => error.into(),
         }
     }
 }

@@ -23,7 +23,7 @@ use thub_plugin_sdk::{Mount, Plugin, PluginContext, PluginError};
 pub use api::OrganizationsApi;
 pub use config::OrganizationsConfig;
 pub use error::OrganizationsError;
-pub use service::{NewOrganization, OrgRole, OrganizationService};
+pub use service::{NewOrganization, OrgRole, OrganizationService, OrganizationSummary};
 
 /// The organizations plugin.
 pub struct OrganizationsPlugin;

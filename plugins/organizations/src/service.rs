@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 use thub_plugin_sdk::slug::{
     RESERVED_ENDPOINT_SLUGS, RESERVED_ORGANIZATION_SLUGS, numbered_slug, slug_from_name, slug_problem,
 };
-use thub_plugin_sdk::{AccountDirectory, AccountHooks, ApiError, Clock, EventBus, FieldError, Principal};
+use thub_plugin_sdk::{AccountDirectory, AccountHooks, Clock, EventBus, FieldError, HookError, Principal};
 
 use crate::entity::{member, organization};
 use crate::error::OrganizationsError;
@@ -103,6 +103,36 @@ fn check_length(errors: &mut Vec<FieldError>, loc: &str, value: &str, min: usize
     }
 }
 
+/// An organization as other plugins see it: who it is and whether it is active, not its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationSummary {
+    /// Never reused.
+    pub id: i64,
+    /// URL slug (`/{slug}`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Suspended by a site administrator when false.
+    pub is_active: bool,
+}
+
+impl From<organization::Model> for OrganizationSummary {
+    fn from(model: organization::Model) -> Self {
+        Self {
+            id: model.id,
+            slug: model.slug,
+            name: model.name,
+            description: model.description,
+            avatar_url: model.avatar_url,
+            is_active: model.is_active,
+        }
+    }
+}
+
 impl OrganizationService {
     /// The service over the hub database.
     pub fn new(
@@ -117,25 +147,32 @@ impl OrganizationService {
     // ----- look-ups for other plugins -----
 
     /// An active organization by slug (case-insensitive).
-    pub async fn by_slug(&self, slug: &str) -> Result<Option<organization::Model>> {
-        Ok(organization::Entity::find()
+    pub async fn by_slug(&self, slug: &str) -> Result<Option<OrganizationSummary>> {
+        let found = organization::Entity::find()
             .filter(organization::Column::Slug.eq(slug.to_lowercase()))
             .filter(organization::Column::IsActive.eq(true))
             .one(&self.db)
-            .await?)
+            .await?;
+        Ok(found.map(OrganizationSummary::from))
     }
 
     /// An organization by id, active or not.
-    pub async fn by_id(&self, id: i64) -> Result<Option<organization::Model>> {
-        Ok(organization::Entity::find_by_id(id).one(&self.db).await?)
+    pub async fn by_id(&self, id: i64) -> Result<Option<OrganizationSummary>> {
+        Ok(self.model(id).await?.map(OrganizationSummary::from))
     }
 
-    /// The active organizations with these ids.
-    pub async fn by_ids(&self, ids: Vec<i64>) -> Result<Vec<organization::Model>> {
+    /// The organizations with these ids, active or not.
+    pub async fn by_ids(&self, ids: Vec<i64>) -> Result<Vec<OrganizationSummary>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(organization::Entity::find().filter(organization::Column::Id.is_in(ids)).all(&self.db).await?)
+        let found = organization::Entity::find().filter(organization::Column::Id.is_in(ids)).all(&self.db).await?;
+        Ok(found.into_iter().map(OrganizationSummary::from).collect())
+    }
+
+    /// The stored row of organization `id`, active or not.
+    pub(crate) async fn model(&self, id: i64) -> Result<Option<organization::Model>> {
+        Ok(organization::Entity::find_by_id(id).one(&self.db).await?)
     }
 
     /// `user_id`'s role in `organization_id`, if an active member.
@@ -323,7 +360,7 @@ impl OrganizationService {
 
     /// Suspends or restores an organization (site administrators).
     pub async fn set_active(&self, id: i64, active: bool) -> Result<organization::Model> {
-        let current = self.by_id(id).await?.ok_or(OrganizationsError::NotFound)?;
+        let current = self.model(id).await?.ok_or(OrganizationsError::NotFound)?;
         let mut changed: organization::ActiveModel = current.into();
         changed.is_active = Set(active);
         changed.updated_at = Set(self.clock.now());
@@ -475,7 +512,7 @@ impl OrganizationService {
 
     /// Suspends or restores a membership (site administrators); never suspends the last owner.
     pub async fn set_member_active(&self, id: i64, user_id: i64, active: bool) -> Result<member::Model> {
-        self.by_id(id).await?.ok_or(OrganizationsError::NotFound)?;
+        self.model(id).await?.ok_or(OrganizationsError::NotFound)?;
         let target = self.membership(id, user_id).await?.ok_or(OrganizationsError::MemberNotFound)?;
         let transaction = self.db.begin().await?;
         if !active
@@ -498,7 +535,7 @@ impl OrganizationService {
     /// active member or site administrator).
     async fn visible(&self, actor: &Principal, id: i64) -> Result<(organization::Model, Option<OrgRole>)> {
         let organization =
-            self.by_id(id).await?.filter(|organization| organization.is_active).ok_or(OrganizationsError::NotFound)?;
+            self.model(id).await?.filter(|organization| organization.is_active).ok_or(OrganizationsError::NotFound)?;
         let role = self.role_of(id, actor.user_id).await?;
         if role.is_none() && !actor.is_admin() {
             return Err(OrganizationsError::NotFound);
@@ -514,13 +551,13 @@ impl OrganizationService {
             .await?)
     }
 
-    async fn owner_count(&self, transaction: &DatabaseTransaction, id: i64) -> Result<u64> {
-        Ok(member::Entity::find()
+    async fn owner_count(&self, transaction: &DatabaseTransaction, id: i64) -> std::result::Result<u64, DbErr> {
+        member::Entity::find()
             .filter(member::Column::OrganizationId.eq(id))
             .filter(member::Column::Role.eq(OrgRole::Owner.as_str()))
             .filter(member::Column::IsActive.eq(true))
             .count(transaction)
-            .await?)
+            .await
     }
 
     async fn touch(&self, id: i64) -> Result<()> {
@@ -558,7 +595,7 @@ impl OrganizationService {
 
 #[async_trait]
 impl AccountHooks for OrganizationService {
-    async fn name_taken(&self, name: &str) -> std::result::Result<bool, ApiError> {
+    async fn name_taken(&self, name: &str) -> std::result::Result<bool, HookError> {
         let count = organization::Entity::find().filter(organization::Column::Slug.eq(name)).count(&self.db).await?;
         Ok(count > 0)
     }
@@ -567,7 +604,7 @@ impl AccountHooks for OrganizationService {
         &self,
         transaction: &DatabaseTransaction,
         user_id: i64,
-    ) -> std::result::Result<(), ApiError> {
+    ) -> std::result::Result<(), HookError> {
         let owned = member::Entity::find()
             .filter(member::Column::UserId.eq(user_id))
             .filter(member::Column::Role.eq(OrgRole::Owner.as_str()))
@@ -576,7 +613,7 @@ impl AccountHooks for OrganizationService {
             .await?;
         let mut stranded = Vec::new();
         for membership in owned {
-            let owners = self.owner_count(transaction, membership.organization_id).await.map_err(ApiError::from)?;
+            let owners = self.owner_count(transaction, membership.organization_id).await?;
             if owners <= 1
                 && let Some(organization) =
                     organization::Entity::find_by_id(membership.organization_id).one(transaction).await?
@@ -584,6 +621,15 @@ impl AccountHooks for OrganizationService {
                 stranded.push(format!("'{}'", organization.slug));
             }
         }
-        if stranded.is_empty() { Ok(()) } else { Err(OrganizationsError::UserIsLastOwner(stranded.join(", ")).into()) }
+        if stranded.is_empty() {
+            return Ok(());
+        }
+        Err(HookError::Refused {
+            code: "organizations.user_is_last_owner",
+            detail: format!(
+                "The user is the last owner of {}; add another owner or delete it first",
+                stranded.join(", ")
+            ),
+        })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, Request, Response};
-use thub_plugin_sdk::{ApiError, Authenticator, PluginError};
+use thub_plugin_sdk::{ApiError, PluginError, require_user};
 
 use crate::config::{ApiConfig, ProxyConfig};
 
@@ -151,13 +151,7 @@ impl Endpoint for ProxyEndpoint {
     type Output = Response;
 
     async fn call(&self, mut request: Request) -> poem::Result<Response> {
-        let authenticator =
-            request.data::<Arc<dyn Authenticator>>().ok_or_else(|| ApiError::internal("no authenticator installed"))?;
-        let principal = authenticator
-            .authenticate(&request)
-            .await?
-            .filter(|principal| principal.is_active)
-            .ok_or_else(ApiError::invalid_credentials)?;
+        let principal = require_user(&request).await?;
         let raw_path = request.uri().path().to_owned();
         let (api, rest) = split_path(&raw_path).ok_or_else(|| ApiError::not_found("route.not_found", "Not Found"))?;
         let upstream = self.proxy.upstreams.get(api).ok_or_else(|| {

@@ -30,24 +30,12 @@ pub enum RegistryError {
     /// A sync batch failed validation: `(index, field, error)` per problem.
     #[error("sync batch invalid")]
     SyncInvalid(Vec<(usize, String, String)>),
-    /// Another plugin's or the host's error.
-    #[error("{0}")]
-    Api(ApiError),
+    /// The organizations plugin refused or failed.
+    #[error(transparent)]
+    Organizations(#[from] thub_organizations::OrganizationsError),
     /// Storage failed.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),
-}
-
-impl From<ApiError> for RegistryError {
-    fn from(error: ApiError) -> Self {
-        Self::Api(error)
-    }
-}
-
-impl From<thub_organizations::OrganizationsError> for RegistryError {
-    fn from(error: thub_organizations::OrganizationsError) -> Self {
-        Self::Api(error.into())
-    }
 }
 
 impl From<RegistryError> for ApiError {
@@ -74,8 +62,8 @@ impl From<RegistryError> for ApiError {
                     json!({"code": "VALIDATION_ERROR", "message": "One or more endpoints are invalid; nothing was changed", "errors": errors}),
                 )
             }
-            Api(error) => error,
-            Database(error) => ApiError::internal_error(&error),
+            Organizations(error) => error.into(),
+            Database(error) => error.into(),
         }
     }
 }

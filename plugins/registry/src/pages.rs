@@ -16,7 +16,7 @@ use syntect::html::{ClassStyle, ClassedHTMLGenerator, css_for_theme_with_class_s
 use syntect::parsing::SyntaxSet;
 use thub_plugin_sdk::html::escape;
 use thub_plugin_sdk::html::wants_html;
-use thub_plugin_sdk::{ApiError, Authenticator, Fallback, page};
+use thub_plugin_sdk::{ApiError, Fallback, optional_user, page};
 
 use crate::access::Viewer;
 use crate::api::{EndpointPublicResponse, EndpointResponse};
@@ -82,10 +82,7 @@ impl Fallback for OwnerPages {
         let (owner_name, slug) =
             owner_path(&request).ok_or_else(|| ApiError::not_found("route.not_found", "Not Found"))?;
         let owner = self.service.owner(&owner_name).await?.ok_or(RegistryError::OwnerNotFound(owner_name))?;
-        let principal = match request.data::<Arc<dyn Authenticator>>() {
-            Some(authenticator) => authenticator.authenticate(&request).await.ok().flatten(),
-            None => None,
-        };
+        let principal = optional_user(&request).await?;
         let viewer = self.service.viewer(principal).await?;
         match slug {
             None => self.owner_page(&request, &viewer, &owner).await,

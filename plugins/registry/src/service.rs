@@ -10,8 +10,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
-use thub_organizations::OrganizationService;
-use thub_organizations::entity::organization;
+use thub_organizations::{OrganizationService, OrganizationSummary};
 use thub_plugin_sdk::slug::{RESERVED_ENDPOINT_SLUGS, numbered_slug, slug_from_name, slug_problem};
 use thub_plugin_sdk::{AccountDirectory, Clock, EventBus, FieldError, Principal, UserSummary};
 
@@ -30,7 +29,7 @@ pub enum Owner {
     /// A user.
     User(UserSummary),
     /// An organization.
-    Organization(organization::Model),
+    Organization(OrganizationSummary),
 }
 
 impl Owner {
@@ -497,7 +496,12 @@ impl RegistryService {
 
     /// Adds `delta` to an endpoint's star count inside the stars plugin's transaction. The
     /// increment happens in SQL, so concurrent stars never lose an update.
-    pub async fn add_stars(&self, transaction: &DatabaseTransaction, id: i64, delta: i64) -> Result<()> {
+    pub async fn add_stars(
+        &self,
+        transaction: &DatabaseTransaction,
+        id: i64,
+        delta: i64,
+    ) -> std::result::Result<(), sea_orm::DbErr> {
         endpoint::Entity::update_many()
             .col_expr(endpoint::Column::StarsCount, Expr::col(endpoint::Column::StarsCount).add(delta))
             .filter(endpoint::Column::Id.eq(id))

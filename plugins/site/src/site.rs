@@ -2,14 +2,13 @@
 //! ranges and HEAD; a 404 page for browsers and JSON for API clients.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use poem::http::{Method, StatusCode, header};
 use poem::web::StaticFileRequest;
 use poem::{FromRequest, IntoResponse, Request, Response};
 use thub_plugin_sdk::html::wants_html;
-use thub_plugin_sdk::{ApiError, Authenticator, Fallback};
+use thub_plugin_sdk::{ApiError, Fallback, optional_user};
 
 use crate::paths::{HUB_PREFIXES, Resolution, resolve};
 use crate::reload::{Reloads, SCRIPT};
@@ -57,11 +56,7 @@ impl Fallback for Site {
     }
 
     async fn handle(&self, request: Request) -> poem::Result<Response> {
-        let principal = match request.data::<Arc<dyn Authenticator>>() {
-            Some(authenticator) => authenticator.authenticate(&request).await.ok().flatten(),
-            None => None,
-        };
-        if !principal.is_some_and(|principal| principal.is_active) {
+        if optional_user(&request).await?.is_none() {
             if wants_html(&request) {
                 let target = request.uri().path_and_query().map_or("/", |path| path.as_str());
                 let location = format!("/login?next={}", encode_next(target));

@@ -12,6 +12,7 @@
 pub mod api;
 mod config;
 pub mod entity;
+mod error;
 mod service;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use thub_registry::RegistryService;
 
 pub use api::StarsApi;
 pub use config::StarsConfig;
+pub use error::StarsError;
 pub use service::StarsService;
 
 /// The stars plugin.

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::json;
-use thub_plugin_sdk::{AccountHooks, ApiError, Clock, EventBus, Principal};
-use thub_registry::{RegistryError, RegistryService};
+use thub_plugin_sdk::{AccountHooks, Clock, EventBus, HookError, Principal};
+use thub_registry::RegistryService;
 
 use crate::entity::star;
+use crate::error::StarsError;
 
 /// Stars.
 pub struct StarsService {
@@ -32,7 +33,7 @@ impl StarsService {
     }
 
     /// Stars endpoint `id` for the caller. Returns whether this call added the star.
-    pub async fn star(&self, caller: &Principal, id: i64) -> Result<bool, RegistryError> {
+    pub async fn star(&self, caller: &Principal, id: i64) -> Result<bool, StarsError> {
         let viewer = self.registry.viewer(Some(caller.clone())).await?;
         self.registry.visible(&viewer, id).await?;
         let transaction = self.db.begin().await?;
@@ -57,7 +58,7 @@ impl StarsService {
 
     /// Removes the caller's star from endpoint `id`, if there is one (even if the endpoint is no
     /// longer visible to them). Returns whether this call removed it.
-    pub async fn unstar(&self, caller: &Principal, id: i64) -> Result<bool, RegistryError> {
+    pub async fn unstar(&self, caller: &Principal, id: i64) -> Result<bool, StarsError> {
         let transaction = self.db.begin().await?;
         let removed = star::Entity::delete_many()
             .filter(star::Column::UserId.eq(caller.user_id))
@@ -76,7 +77,7 @@ impl StarsService {
     }
 
     /// Whether the caller has starred endpoint `id` (which they must be able to see).
-    pub async fn starred(&self, caller: &Principal, id: i64) -> Result<bool, RegistryError> {
+    pub async fn starred(&self, caller: &Principal, id: i64) -> Result<bool, StarsError> {
         let viewer = self.registry.viewer(Some(caller.clone())).await?;
         self.registry.visible(&viewer, id).await?;
         let found = star::Entity::find()
@@ -91,7 +92,7 @@ impl StarsService {
 #[async_trait]
 impl AccountHooks for StarsService {
     /// A deleted user's stars leave the counts of the endpoints they starred.
-    async fn before_user_delete(&self, transaction: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
+    async fn before_user_delete(&self, transaction: &DatabaseTransaction, user_id: i64) -> Result<(), HookError> {
         let given = star::Entity::find().filter(star::Column::UserId.eq(user_id)).all(transaction).await?;
         for star in &given {
             self.registry.add_stars(transaction, star.endpoint_id, -1).await?;

@@ -8,8 +8,7 @@ use askama::Template;
 use poem::http::{Method, StatusCode};
 use poem::{Request, Response};
 use serde::Deserialize;
-use thub_organizations::entity::organization;
-use thub_organizations::{NewOrganization, OrgRole};
+use thub_organizations::{NewOrganization, OrgRole, OrganizationSummary};
 use thub_plugin_sdk::{ApiError, Principal};
 
 use crate::Web;
@@ -102,7 +101,7 @@ struct MemberRow {
 #[template(path = "org_settings.html")]
 struct SettingsPage<'a> {
     frame: &'a Frame,
-    organization: organization::Model,
+    organization: OrganizationSummary,
     members: Vec<MemberRow>,
     roles: &'static [&'static str],
     errors: FormErrors,
@@ -188,7 +187,7 @@ pub(crate) async fn settings(web: Arc<Web>, mut request: Request) -> Response {
 async fn member_change(
     web: &Web,
     principal: &Principal,
-    organization: &organization::Model,
+    organization: &OrganizationSummary,
     form: &MemberForm,
 ) -> Result<(), ApiError> {
     let role = || {
@@ -232,7 +231,7 @@ async fn member_change(
 async fn settings_page(
     web: &Web,
     frame: &Frame,
-    organization: organization::Model,
+    organization: OrganizationSummary,
     errors: FormErrors,
     form: MemberForm,
     notice: Option<&'static str>,
@@ -244,7 +243,7 @@ async fn settings_page(
     let ids: Vec<i64> = rows.iter().map(|row| row.user_id).collect();
     let users = match web.directory.users_by_ids(&ids).await {
         Ok(users) => users,
-        Err(error) => return frame.error(&error),
+        Err(error) => return frame.error(&error.into()),
     };
     let members = rows
         .iter()

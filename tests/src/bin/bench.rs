@@ -306,15 +306,8 @@ async fn pyscript_hub(options: &Options) {
     .await;
     let base = upstream.url("/v1");
     let hub = TestHub::start_at_now_with(Backend::Sqlite, move |config| {
-        config.plugins.proxy.settings.apis.insert(
-            "weather".to_owned(),
-            thub_proxy::ApiConfig {
-                base_url: base,
-                headers: Default::default(),
-                timeout_seconds: 10,
-                methods: Vec::new(),
-            },
-        );
+        let apis = serde_json::json!({"weather": {"base_url": base, "timeout_seconds": 10}});
+        config.plugins.set_key("proxy", "apis", apis);
     })
     .await;
     std::fs::write(hub.dir.path().join("app.js"), "x".repeat(4096)).unwrap();
