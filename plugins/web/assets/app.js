@@ -100,14 +100,13 @@ function enhanceSearch() {
           return item;
         }));
         list.hidden = results.length === 0;
-        input.setAttribute("aria-expanded", results.length ? "true" : "false");
       } catch (error) {
         list.hidden = true;
       }
     }, 200);
   });
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") { list.hidden = true; input.setAttribute("aria-expanded", "false"); }
+    if (event.key === "Escape") list.hidden = true;
   });
 }
 

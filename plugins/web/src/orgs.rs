@@ -177,7 +177,14 @@ pub(crate) async fn settings(web: Arc<Web>, mut request: Request) -> Response {
             encode_component(&form.action)
         )),
         Err(error) if error.status().is_client_error() => {
-            let errors = FormErrors::from_error(&error, ORG_FIELD_CODES);
+            let mut errors = FormErrors::from_error(&error, ORG_FIELD_CODES);
+            if error.code() == "organizations.last_owner" {
+                errors.general = vec![
+                    "An organization needs at least one owner: make another member an owner first, then change \
+                     or remove this one."
+                        .to_owned(),
+                ];
+            }
             settings_page(&web, &frame, organization, errors, form, None).await
         }
         Err(error) => frame.error(&error),
