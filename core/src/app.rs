@@ -74,6 +74,7 @@ impl Hub {
         let root = config.root()?;
         let db = storage::connect(&config).await?;
         storage::migrate(&db).await?;
+        storage::spawn_wal_maintenance(&db, &config.database_url()?, std::time::Duration::from_secs(5));
 
         let shared = Arc::new(match config.redis.url.expose() {
             "" => Shared::local(),
@@ -129,7 +130,7 @@ impl Hub {
         let mut route = Route::new();
         let api_endpoint = Arc::new(http::limit_body(service.into_endpoint(), config.server.max_body_bytes).boxed());
         for path in api_paths::<AllApis>() {
-            route = route.at(path, SharedEndpoint(api_endpoint.clone()));
+            route = route.at(path, crate::metrics::templated(SharedEndpoint(api_endpoint.clone())));
         }
         let spec_document: serde_json::Value = serde_json::from_str(&spec)?;
         let spec_wasm = wasm.clone();
@@ -154,15 +155,21 @@ impl Hub {
         if let Some(host) = &wasm {
             let plugin_routes = Arc::new(wasm::api::PluginRoutes { host: host.clone() }.boxed());
             route = route
-                .at("/plugins/:id", SharedEndpoint(plugin_routes.clone()))
-                .at("/plugins/:id/*path", SharedEndpoint(plugin_routes));
+                .at("/plugins/:id", crate::metrics::templated(SharedEndpoint(plugin_routes.clone())))
+                .at("/plugins/:id/*path", crate::metrics::templated(SharedEndpoint(plugin_routes)));
         }
         for (path, endpoint) in assembly.routes {
-            route = route.at(path, endpoint);
+            route = route.at(path, crate::metrics::templated(endpoint));
+        }
+        if config.metrics.enabled {
+            let handle = crate::metrics::install();
+            let token = config.metrics.token.expose().to_owned();
+            route = route.at("/metrics", crate::metrics::MetricsEndpoint::new(handle, token, db.clone()));
         }
         let fallbacks = Arc::new(assembly.fallbacks);
-        let route =
-            route.at("/", FallbackChain { fallbacks: fallbacks.clone() }).at("/*path", FallbackChain { fallbacks });
+        let route = route
+            .at("/", crate::metrics::templated(FallbackChain { fallbacks: fallbacks.clone() }))
+            .at("/*path", crate::metrics::templated(FallbackChain { fallbacks }));
 
         let policy = OriginPolicy { allowed: config.server.cors_origins.clone() };
         let route = wasm::middleware(route, wasm.clone());
@@ -173,7 +180,12 @@ impl Hub {
         let app = http::apply_origin_policy(app, policy);
         let app = http::isolate_cross_origin(app);
         let app = app.with_if(config.server.compression, poem::middleware::Compression::new());
-        let endpoint = http::observe(app).boxed();
+        let edge = http::Edge {
+            proxies: crate::client::TrustedProxies::parse(&config.server.trusted_proxies)?,
+            metrics: config.metrics.enabled,
+            access_log_every: config.log.access_log_every(),
+        };
+        let endpoint = http::observe(app, edge).boxed();
 
         Ok(Self {
             config,

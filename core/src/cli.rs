@@ -99,6 +99,19 @@ pub enum Command {
         #[command(subcommand)]
         action: PluginAction,
     },
+    /// Copy the SQLite database to PATH while the hub may be serving (PostgreSQL: use pg_dump).
+    Backup {
+        /// Where the copy goes (the folder must exist; the file must not).
+        path: PathBuf,
+    },
+    /// Replace the SQLite database with a backup, after checking it is one. Stop thub first.
+    Restore {
+        /// The backup made by `thub backup`.
+        path: PathBuf,
+    },
+    /// Check the configuration and what it points at (database, Redis, keys, plugins folder,
+    /// TLS files, public_url); exits non-zero on problems.
+    Doctor,
     /// Manage the identity provider's signing keys.
     Keys {
         /// What to do.
@@ -158,7 +171,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    telemetry::flush();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -212,7 +227,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let hub = quiet_hub(&sources).await?;
             match hub.accounts.user_by_name(&username).await? {
                 Some(user) => {
+                    let user_id = user.id;
                     hub.accounts.remove_user(user).await.map_err(describe)?;
+                    crate::audit::user_deleted(None, user_id, &username);
                     hub.settle().await;
                     println!("User '{username}' removed.");
                 }
@@ -228,9 +245,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin { action } => plugin(&sources, action).await,
+        Command::Backup { path } => {
+            let config = Config::load(&sources)?;
+            println!("{}", crate::operations::backup(&config, &path).await?);
+            Ok(())
+        }
+        Command::Restore { path } => {
+            let config = Config::load(&sources)?;
+            for line in crate::operations::restore(&config, &path).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Doctor => {
+            let config = Config::load(&sources)?;
+            telemetry::init("error");
+            anyhow::ensure!(crate::operations::doctor(&config).await?, "thub doctor found problems (see above)");
+            Ok(())
+        }
         Command::Keys { action: KeysAction::Rotate } => {
             let hub = quiet_hub(&sources).await?;
             let kid = hub.accounts.idp.rotate().await?;
+            crate::audit::keys_rotated(&kid);
             println!(
                 "New signing key {kid}; the previous key stays in the JWKS for {} hours.",
                 hub.config.idp.key_overlap_hours
@@ -321,6 +357,7 @@ async fn switch_plugin(sources: &ConfigSources, id: &str, enable: bool) -> anyho
     let (_hub, host) = plugin_host(sources).await?;
     anyhow::ensure!(host.list().iter().any(|plugin| plugin.id == id), "no plugin '{id}' in {}", host.dir().display());
     host.set_enabled(id, enable).await?;
+    crate::audit::plugin_switched(id, enable);
     let done = if enable { "enabled" } else { "disabled" };
     println!("Plugin '{id}' {done}; running servers follow within seconds.");
     Ok(())
@@ -375,6 +412,8 @@ fn describe(error: AccountsError) -> anyhow::Error {
 async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init(&config.log.filter);
     let started = Instant::now();
+    // A configuration mistake is reported before anything else happens.
+    crate::client::TrustedProxies::parse(&config.server.trusted_proxies)?;
     // Bind first: a port in use is the most common start-up failure and should not wait for
     // the database.
     let listener = server::bind(&config.server.host, config.server.port).await?;
@@ -396,7 +435,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "thub {} listening on {scheme}://{address}",
         env!("CARGO_PKG_VERSION"),
     );
-    server::serve(hub.endpoint(), listener, tls.map(|(config, _)| config), server::shutdown_signal(), grace).await?;
+    let limits = server::ConnectionLimits::from_config(&hub.config.server);
+    let open_files = server::raise_open_file_limit();
+    if (open_files as usize) < limits.max_connections + 64 {
+        tracing::warn!(
+            open_files,
+            max_connections = limits.max_connections,
+            "the open-file limit is below server.max_connections; raise it (ulimit -n) or lower the cap"
+        );
+    }
+    server::serve(hub.endpoint(), listener, tls.map(|(config, _)| config), limits, server::shutdown_signal(), grace)
+        .await?;
+    storage::close(hub.db.clone()).await;
     tracing::info!("thub stopped");
     Ok(())
 }

@@ -38,6 +38,20 @@ pub struct Config {
     pub plugins: PluginSections,
     /// WebAssembly plugins: where they live, their limits, and what each is granted.
     pub wasm: WasmConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` in the Prometheus text format.
+    pub enabled: bool,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub token: Secret,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[server]`.
@@ -70,6 +84,20 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` headers are
+    /// believed, as CIDR blocks (`127.0.0.1/32`, `10.0.0.0/8`, `::1/128`; a bare address is one
+    /// host). Empty: those headers are ignored and the socket's peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a client has to send a request's headers: from the connection opening, or from
+    /// the first byte of a follow-up request on a keep-alive connection.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may sit idle between requests before it is closed.
+    pub keep_alive_timeout_seconds: u64,
+    /// Longest pause, in seconds, while a request body is arriving; then the request fails (408).
+    pub body_read_timeout_seconds: u64,
+    /// Connections open at once (WebSockets included). At the cap, new clients wait in the
+    /// listen backlog and one warning is logged. The open-file limit is raised at start-up.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +114,11 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 30,
             tls_cert: None,
             tls_key: None,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_seconds: 10,
+            keep_alive_timeout_seconds: 75,
+            body_read_timeout_seconds: 30,
+            max_connections: 10_000,
         }
     }
 }
@@ -134,11 +167,24 @@ impl Default for RedisConfig {
 pub struct LogConfig {
     /// A tracing filter, e.g. `info` or `info,thub_core=debug`. `RUST_LOG` overrides it.
     pub filter: String,
+    /// Share of successful (< 400) requests written to the access log, from 0.0 to 1.0 (0.01:
+    /// one in a hundred). Failed requests are always logged.
+    pub access_sample_rate: f64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { filter: "info".to_owned() }
+        Self { filter: "info".to_owned(), access_sample_rate: 1.0 }
+    }
+}
+
+impl LogConfig {
+    /// `access_sample_rate` as "one in N" (0: none).
+    pub fn access_log_every(&self) -> u64 {
+        if self.access_sample_rate.is_nan() || self.access_sample_rate <= 0.0 {
+            return 0;
+        }
+        (1.0 / self.access_sample_rate.min(1.0)).round() as u64
     }
 }
 
@@ -157,12 +203,23 @@ pub struct AuthConfig {
     pub refresh_token_days: i64,
     /// Shortest accepted password.
     pub min_password_length: usize,
-    /// Failed logins allowed per account per window.
+    /// Failed logins per account per `login_window_seconds`; past it the account is locked
+    /// (429) until the window ends. A successful login clears the count.
     pub login_attempts_per_account: u32,
-    /// Login and token requests allowed per client address per window.
-    pub login_attempts_per_address: u32,
-    /// The rate-limit window.
+    /// Failed logins per client address per `login_window_seconds` (password spraying across
+    /// accounts).
+    pub failed_logins_per_address: u32,
+    /// The window of the two failed-login limits.
     pub login_window_seconds: u64,
+    /// Login requests, successful or not, per client address per minute: bounds the password
+    /// hashing one client can ask for.
+    pub logins_per_address_per_minute: u32,
+    /// Registrations per client address per minute.
+    pub registrations_per_address_per_minute: u32,
+    /// Token refreshes per session per minute.
+    pub refreshes_per_session_per_minute: u32,
+    /// Satellite and API tokens minted per user per minute.
+    pub tokens_per_user_per_minute: u32,
     /// Whether `POST /api/v1/auth/register` is open to anyone.
     pub open_registration: bool,
 }
@@ -176,8 +233,12 @@ impl Default for AuthConfig {
             refresh_token_days: 7,
             min_password_length: 8,
             login_attempts_per_account: 10,
-            login_attempts_per_address: 30,
+            failed_logins_per_address: 50,
             login_window_seconds: 300,
+            logins_per_address_per_minute: 600,
+            registrations_per_address_per_minute: 300,
+            refreshes_per_session_per_minute: 30,
+            tokens_per_user_per_minute: 120,
             open_registration: true,
         }
     }
@@ -431,6 +492,7 @@ impl Config {
         read_secret_file(&mut self.database.url, self.database.url_file.as_deref(), "database.url")?;
         read_secret_file(&mut self.redis.url, self.redis.url_file.as_deref(), "redis.url")?;
         read_secret_file(&mut self.auth.secret, self.auth.secret_file.as_deref(), "auth.secret")?;
+        read_secret_file(&mut self.metrics.token, self.metrics.token_file.as_deref(), "metrics.token")?;
         Ok(())
     }
 }

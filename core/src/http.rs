@@ -10,16 +10,46 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use thub_plugin_sdk::{ApiError, FieldError, InternalErrorReport, with_request_id};
 use tracing::Instrument;
 
+use crate::client::TrustedProxies;
+
 /// The response header carrying the request id (also accepted on requests).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The outermost layer: gives the request an id, runs it inside a tracing span carrying that
-/// id, turns every framework error and panic into the one error shape, and writes one access
-/// log line (never with the query string: it may hold `?token=`).
-pub fn observe<E: Endpoint + 'static>(inner: E) -> impl Endpoint<Output = Response> {
+/// What the outermost layer needs to know.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// Whose forwarding headers are believed.
+    pub proxies: TrustedProxies,
+    /// Record request metrics (`[metrics] enabled`).
+    pub metrics: bool,
+    /// Log one in this many successful (< 400) requests; 1 logs all, 0 none. Failures are
+    /// always logged.
+    pub access_log_every: u64,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self { proxies: TrustedProxies::default(), metrics: false, access_log_every: 1 }
+    }
+}
+
+/// The outermost layer: resolves the client (behind trusted proxies, from the forwarding
+/// headers) into request data, gives the request an id, runs it inside a tracing span carrying
+/// that id, turns every framework error and panic into the one error shape, records metrics by
+/// route template, and writes at most one access log line (never with the query string: it
+/// may hold `?token=`; successful requests sampled by `[log] access_sample_rate`).
+pub fn observe<E: Endpoint + 'static>(inner: E, edge: Edge) -> impl Endpoint<Output = Response> {
     let inner = Arc::new(inner.catch_panic());
-    poem::endpoint::make(move |request: Request| {
+    let successes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    poem::endpoint::make(move |mut request: Request| {
         let inner = inner.clone();
+        let client = edge.proxies.resolve(&request);
+        request.set_data(client);
+        let route = crate::metrics::RouteSlot::default();
+        request.set_data(route.clone());
+        let metrics = edge.metrics;
+        let every = edge.access_log_every;
+        let successes = successes.clone();
         async move {
             let request_id = incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let span = tracing::info_span!("request", request_id = %request_id);
@@ -35,12 +65,20 @@ pub fn observe<E: Endpoint + 'static>(inner: E) -> impl Endpoint<Output = Respon
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
                 let status = response.status().as_u16();
-                let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let elapsed = started.elapsed();
+                if metrics {
+                    crate::metrics::http_request(method.as_str(), route.template(), status, elapsed);
+                }
+                let duration_ms = elapsed.as_secs_f64() * 1000.0;
+                let client = client.address_text();
                 match response.extensions().get::<InternalErrorReport>() {
                     Some(InternalErrorReport(cause)) => tracing::error!(
-                        target: "thub::access", %method, %path, status, duration_ms, error = %cause, "request failed"
+                        target: "thub::access", %method, %path, status, duration_ms, client, error = %cause, "request failed"
                     ),
-                    None => tracing::info!(target: "thub::access", %method, %path, status, duration_ms, "request"),
+                    None if status >= 400 || sampled(&successes, every) => {
+                        tracing::info!(target: "thub::access", %method, %path, status, duration_ms, client, "request")
+                    }
+                    None => {}
                 }
                 response
             })
@@ -49,6 +87,15 @@ pub fn observe<E: Endpoint + 'static>(inner: E) -> impl Endpoint<Output = Respon
             Ok::<_, poem::Error>(response)
         }
     })
+}
+
+/// One in `every` calls says yes (0: never).
+fn sampled(counter: &std::sync::atomic::AtomicU64, every: u64) -> bool {
+    match every {
+        0 => false,
+        1 => true,
+        every => counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(every),
+    }
 }
 
 trait CatchPanicExt: Endpoint + Sized {
@@ -134,6 +181,9 @@ fn payload_error(reason: &str) -> ApiError {
     if reason.contains(BODY_TOO_LARGE) {
         return ApiError::payload_too_large("Request body too large");
     }
+    if reason.contains(crate::server::BODY_READ_TIMED_OUT) {
+        return ApiError::new(StatusCode::REQUEST_TIMEOUT, "request.body_timeout", "Request body read timed out");
+    }
     // poem-openapi reports JSON syntax errors as serde_json messages, and schema errors as
     // `failed to parse "Type": …`.
     let kind = if reason.starts_with("failed to parse") { "value_error" } else { "json_invalid" };
@@ -146,6 +196,12 @@ fn read_body_error(error: &poem::error::ReadBodyError) -> ApiError {
         ReadBodyError::PayloadTooLarge => ApiError::payload_too_large("Request body too large"),
         ReadBodyError::Io(io) if io.to_string().contains(BODY_TOO_LARGE) => {
             ApiError::payload_too_large("Request body too large")
+        }
+        ReadBodyError::Io(io)
+            if io.kind() == std::io::ErrorKind::TimedOut
+                || io.to_string().contains(crate::server::BODY_READ_TIMED_OUT) =>
+        {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request.body_timeout", "Request body read timed out")
         }
         other => ApiError::bad_request("request.unreadable_body", other.to_string()),
     }
@@ -212,7 +268,8 @@ impl OriginPolicy {
     }
 }
 
-fn is_same_origin(request: &Request, origin: &str) -> bool {
+/// Whether `origin` (an `Origin` header value) names the host the request was sent to.
+pub(crate) fn is_same_origin(request: &Request, origin: &str) -> bool {
     let Some((_, origin_host)) = origin.split_once("://") else { return false };
     let host = request
         .headers()
@@ -341,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_a_500_for_that_request_only() {
-        let app = observe(Route::new().at("/boom", boom).at("/echo", post(echo)));
+        let app = observe(Route::new().at("/boom", boom).at("/echo", post(echo)), Edge::default());
         let client = TestClient::new(app);
 
         let response = client.get("/boom").send().await;
@@ -360,7 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_413_declared_or_streamed() {
-        let app = observe(limit_body(Route::new().at("/echo", post(echo)), 16));
+        let app = observe(limit_body(Route::new().at("/echo", post(echo)), 16), Edge::default());
         let client = TestClient::new(app);
 
         client.post("/echo").body("small").send().await.assert_text("small").await;

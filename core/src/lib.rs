@@ -3,11 +3,15 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod import;
 pub mod meta;
+pub mod metrics;
+pub mod operations;
 pub mod plugins;
 pub mod project;
 pub mod server;

@@ -1,11 +1,15 @@
 //! State several instances must agree on: revocation marks and rate-limit counters. In Redis
 //! when `[redis] url` is set (so every instance sees the same), in this process otherwise.
-//! Revocation also always lands in the database (see `accounts`), so it survives restarts
-//! with or without Redis.
+//!
+//! Redis is a cache and a meeting point, never the truth: revocation always lands in the
+//! database first (see `accounts::sessions`), and marks read here only ever say "revoked", so a
+//! flushed or restarted Redis can make checks slower, never let a revoked token back in. When
+//! Redis stops answering, counters fall back to this process (limits then hold per instance)
+//! and Redis is left alone for a few seconds before the next try; nothing here fails a request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,12 +18,19 @@ use tokio::sync::mpsc;
 
 use crate::storage::redact_url;
 
+/// How long Redis is left alone after it failed to answer.
+const REDIS_BACKOFF: Duration = Duration::from_secs(2);
+
 /// Shared state: Redis-backed or process-local.
 pub struct Shared {
     redis: Option<ConnectionManager>,
     client: Option<redis::Client>,
     prefix: String,
     local: Mutex<HashMap<String, (u64, u64)>>,
+    /// Revocation marks seen by this instance, until they expire.
+    revoked: Mutex<HashMap<String, Instant>>,
+    /// Set while Redis is failing: when to try it again.
+    redis_down_until: Mutex<Option<Instant>>,
 }
 
 /// The outcome of counting one hit against a limit.
@@ -37,7 +48,18 @@ pub enum Limit {
 impl Shared {
     /// Process-local state (one instance).
     pub fn local() -> Self {
-        Self { redis: None, client: None, prefix: String::new(), local: Mutex::default() }
+        Self::with(None, None, String::new())
+    }
+
+    fn with(redis: Option<ConnectionManager>, client: Option<redis::Client>, prefix: String) -> Self {
+        Self {
+            redis,
+            client,
+            prefix,
+            local: Mutex::default(),
+            revoked: Mutex::default(),
+            redis_down_until: Mutex::default(),
+        }
     }
 
     /// Redis-backed state; fails with one clear line if Redis does not answer.
@@ -46,8 +68,8 @@ impl Shared {
         let client = redis::Client::open(url).map_err(|error| anyhow::anyhow!("invalid Redis URL {shown}: {error}"))?;
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(1)
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(3)));
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)));
         let mut manager = client
             .get_connection_manager_with_config(config)
             .await
@@ -56,13 +78,16 @@ impl Shared {
             .query_async(&mut manager)
             .await
             .map_err(|error| anyhow::anyhow!("Redis {shown} does not answer: {error}"))?;
-        Ok(Self { redis: Some(manager), client: Some(client), prefix: prefix.to_owned(), local: Mutex::default() })
+        Ok(Self::with(Some(manager), Some(client), prefix.to_owned()))
     }
 
     /// `None` without Redis; otherwise whether Redis answers a PING.
     pub async fn ping(&self) -> Option<bool> {
         let mut redis = self.redis.clone()?;
         let answer: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut redis).await;
+        if answer.is_ok() {
+            self.redis_answered();
+        }
         Some(answer.is_ok())
     }
 
@@ -77,92 +102,170 @@ impl Shared {
         Some((self.redis.clone()?, &self.prefix))
     }
 
-    /// Marks `key` (e.g. `session:<id>`) revoked for `ttl`. Only meaningful with Redis; local
-    /// mode keeps revocation in the database alone.
-    pub async fn mark_revoked(&self, key: &str, ttl: Duration) -> anyhow::Result<()> {
-        if let Some(redis) = &self.redis {
-            let mut redis = redis.clone();
-            let seconds = ttl.as_secs().max(1);
-            let _: () = redis.set_ex(format!("{}revoked:{key}", self.prefix), 1, seconds).await?;
+    /// The Redis connection, unless there is none or it is resting after a failure.
+    fn usable_redis(&self) -> Option<ConnectionManager> {
+        let redis = self.redis.as_ref()?;
+        let down_until = *self.redis_down_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match down_until {
+            Some(until) if Instant::now() < until => None,
+            _ => Some(redis.clone()),
         }
-        Ok(())
     }
 
-    /// `Some(revoked)` from Redis, or `None` when the answer must come from the database.
-    pub async fn is_revoked(&self, key: &str) -> anyhow::Result<Option<bool>> {
-        match &self.redis {
-            Some(redis) => {
-                let mut redis = redis.clone();
-                let exists: bool = redis.exists(format!("{}revoked:{key}", self.prefix)).await?;
-                Ok(Some(exists))
+    fn redis_failed(&self, error: &redis::RedisError) {
+        crate::metrics::redis_error();
+        let mut down_until = self.redis_down_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if down_until.is_none() {
+            tracing::warn!(error = %error, "redis is not answering; using this instance's state until it returns");
+        }
+        *down_until = Some(Instant::now() + REDIS_BACKOFF);
+    }
+
+    fn redis_answered(&self) {
+        let mut down_until = self.redis_down_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if down_until.take().is_some() {
+            tracing::info!("redis answers again; shared state restored");
+        }
+    }
+
+    /// Notes that `key` (e.g. `session:<id>`) was revoked, for `ttl`: in this process and, with
+    /// Redis, for every instance. The database already holds the revocation; this only spares
+    /// lookups, so a Redis failure is logged and otherwise ignored.
+    pub async fn mark_revoked(&self, key: &str, ttl: Duration) {
+        self.remember_revoked(key, ttl);
+        if let Some(mut redis) = self.usable_redis() {
+            let seconds = ttl.as_secs().max(1);
+            let result: redis::RedisResult<()> =
+                redis.set_ex(format!("{}revoked:{key}", self.prefix), 1, seconds).await;
+            match result {
+                Ok(()) => self.redis_answered(),
+                Err(error) => self.redis_failed(&error),
             }
-            None => Ok(None),
+        }
+    }
+
+    fn remember_revoked(&self, key: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if revoked.len() >= 10_000 {
+            revoked.retain(|_, until| *until > now);
+        }
+        revoked.insert(key.to_owned(), now + ttl);
+    }
+
+    /// Whether `key` is known to be revoked (in this process or in Redis). `false` means "not
+    /// known here": the caller asks the database, which is the truth.
+    pub async fn known_revoked(&self, key: &str) -> bool {
+        {
+            let revoked = self.revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if revoked.get(key).is_some_and(|until| *until > Instant::now()) {
+                return true;
+            }
+        }
+        let Some(mut redis) = self.usable_redis() else { return false };
+        let ttl: redis::RedisResult<i64> = redis.ttl(format!("{}revoked:{key}", self.prefix)).await;
+        match ttl {
+            Ok(seconds) => {
+                self.redis_answered();
+                // -2: no such key; -1: no expiry (never written by us, but still a mark).
+                if seconds == -2 {
+                    return false;
+                }
+                self.remember_revoked(key, Duration::from_secs(seconds.max(1) as u64));
+                true
+            }
+            Err(error) => {
+                self.redis_failed(&error);
+                false
+            }
         }
     }
 
     /// Counts a hit on `key` in a fixed window of `window` and says whether `limit` is passed.
     /// `now` is Unix seconds (from the injected clock).
-    pub async fn hit(&self, key: &str, limit: u32, window: Duration, now: u64) -> anyhow::Result<Limit> {
+    pub async fn hit(&self, key: &str, limit: u32, window: Duration, now: u64) -> Limit {
         let (window, slot, retry_after) = fixed_window(window, now);
-        let count = match &self.redis {
-            Some(redis) => {
-                let mut redis = redis.clone();
-                let key = self.limit_key(key, slot);
-                let (count,): (u64,) = redis::pipe()
+        let count = match self.usable_redis() {
+            Some(mut redis) => {
+                let redis_key = self.limit_key(key, slot);
+                let answer: redis::RedisResult<(u64,)> = redis::pipe()
                     .atomic()
-                    .incr(&key, 1)
-                    .expire(&key, window as i64)
+                    .incr(&redis_key, 1)
+                    .expire(&redis_key, window as i64)
                     .ignore()
                     .query_async(&mut redis)
-                    .await?;
-                count
-            }
-            None => {
-                let mut counters = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                // Forget finished windows so the map stays small.
-                counters.retain(|_, (counter_slot, _)| *counter_slot >= slot);
-                let entry = counters.entry(key.to_owned()).or_insert((slot, 0));
-                if entry.0 != slot {
-                    *entry = (slot, 0);
+                    .await;
+                match answer {
+                    Ok((count,)) => {
+                        self.redis_answered();
+                        Some(count)
+                    }
+                    Err(error) => {
+                        self.redis_failed(&error);
+                        None
+                    }
                 }
-                entry.1 += 1;
-                entry.1
             }
+            None => None,
         };
-        Ok(if count > u64::from(limit) { Limit::Exceeded { retry_after } } else { Limit::Allowed })
+        let count = count.unwrap_or_else(|| self.local_hit(key, slot));
+        if count > u64::from(limit) { Limit::Exceeded { retry_after } } else { Limit::Allowed }
+    }
+
+    fn local_hit(&self, key: &str, slot: u64) -> u64 {
+        let mut counters = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Forget finished windows so the map stays small.
+        if counters.len() >= 10_000 {
+            counters.retain(|_, (counter_slot, _)| *counter_slot >= slot);
+        }
+        let entry = counters.entry(key.to_owned()).or_insert((slot, 0));
+        if entry.0 != slot {
+            *entry = (slot, 0);
+        }
+        entry.1 += 1;
+        entry.1
+    }
+
+    fn local_count(&self, key: &str, slot: u64) -> u64 {
+        let counters = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        counters.get(key).filter(|(counter_slot, _)| *counter_slot == slot).map_or(0, |(_, count)| *count)
     }
 
     /// Whether `key` is already past `limit` in the current window, without counting a hit.
-    pub async fn peek(&self, key: &str, limit: u32, window: Duration, now: u64) -> anyhow::Result<Limit> {
+    pub async fn peek(&self, key: &str, limit: u32, window: Duration, now: u64) -> Limit {
         let (_, slot, retry_after) = fixed_window(window, now);
-        let count = match &self.redis {
-            Some(redis) => {
-                let mut redis = redis.clone();
-                let count: Option<u64> = redis.get(self.limit_key(key, slot)).await?;
-                count.unwrap_or(0)
+        let count = match self.usable_redis() {
+            Some(mut redis) => {
+                let answer: redis::RedisResult<Option<u64>> = redis.get(self.limit_key(key, slot)).await;
+                match answer {
+                    Ok(count) => {
+                        self.redis_answered();
+                        Some(count.unwrap_or(0))
+                    }
+                    Err(error) => {
+                        self.redis_failed(&error);
+                        None
+                    }
+                }
             }
-            None => {
-                let counters = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                counters.get(key).filter(|(counter_slot, _)| *counter_slot == slot).map_or(0, |(_, count)| *count)
-            }
+            None => None,
         };
-        Ok(if count >= u64::from(limit) { Limit::Exceeded { retry_after } } else { Limit::Allowed })
+        let count = count.unwrap_or_else(|| self.local_count(key, slot));
+        if count >= u64::from(limit) { Limit::Exceeded { retry_after } } else { Limit::Allowed }
     }
 
     /// Forgets the counter of `key` in the current window (a successful login clears the
     /// per-account failure count).
-    pub async fn reset(&self, key: &str, window: Duration, now: u64) -> anyhow::Result<()> {
+    pub async fn reset(&self, key: &str, window: Duration, now: u64) {
         let (_, slot, _) = fixed_window(window, now);
-        match &self.redis {
-            Some(redis) => {
-                let mut redis = redis.clone();
-                let _: () = redis.del(self.limit_key(key, slot)).await?;
-            }
-            None => {
-                self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+        self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+        if let Some(mut redis) = self.usable_redis() {
+            let answer: redis::RedisResult<()> = redis.del(self.limit_key(key, slot)).await;
+            match answer {
+                Ok(()) => self.redis_answered(),
+                Err(error) => self.redis_failed(&error),
             }
         }
-        Ok(())
     }
 
     /// The Redis key of `key`'s counter in window `slot`.
@@ -194,12 +297,20 @@ impl RedisBroker {
 #[async_trait::async_trait]
 impl Broker for RedisBroker {
     async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), ApiError> {
-        let Some(mut redis) = self.shared.redis.clone() else { return Ok(()) };
-        let _: () = redis
-            .publish(format!("{}{topic}", self.shared.prefix), payload)
-            .await
-            .map_err(|error| ApiError::internal(format!("redis publish: {error}")))?;
-        Ok(())
+        let Some(mut redis) = self.shared.usable_redis() else {
+            return Err(ApiError::unavailable_for("shared.redis_down", "redis is not answering", 2));
+        };
+        let answer: redis::RedisResult<()> = redis.publish(format!("{}{topic}", self.shared.prefix), payload).await;
+        match answer {
+            Ok(()) => {
+                self.shared.redis_answered();
+                Ok(())
+            }
+            Err(error) => {
+                self.shared.redis_failed(&error);
+                Err(ApiError::unavailable_for("shared.redis_down", format!("redis publish: {error}"), 2))
+            }
+        }
     }
 
     async fn subscribe(&self, prefix: &str) -> Result<mpsc::Receiver<BrokerMessage>, ApiError> {
@@ -214,6 +325,7 @@ impl Broker for RedisBroker {
         pubsub.psubscribe(&pattern).await.map_err(|error| ApiError::internal(format!("redis psubscribe: {error}")))?;
         tokio::spawn(async move {
             let mut pubsub = Some(pubsub);
+            let mut lost = false;
             loop {
                 if let Some(mut live) = pubsub.take() {
                     let mut messages = live.on_message();
@@ -228,11 +340,16 @@ impl Broker for RedisBroker {
                 if sender.is_closed() {
                     return;
                 }
-                tracing::warn!("redis subscription lost; reconnecting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                if !lost {
+                    tracing::warn!("redis subscription lost; channel fan-out is local until it returns");
+                    lost = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 if let Ok(mut fresh) = client.get_async_pubsub().await
                     && fresh.psubscribe(&pattern).await.is_ok()
                 {
+                    tracing::info!("redis subscription restored; channel fan-out resumed");
+                    lost = false;
                     pubsub = Some(fresh);
                 }
             }

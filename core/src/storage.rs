@@ -40,6 +40,9 @@ pub async fn open(url: &str, max_connections: u32, timeout_seconds: u64) -> anyh
                 .foreign_keys(true)
                 .create_if_missing(true)
                 .busy_timeout(Duration::from_secs(10))
+                // A checkpoint that finds the log larger than this truncates it back, so one
+                // burst of writes does not leave a huge -wal file behind for good.
+                .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         });
     let db = Database::connect(options)
         .await
@@ -66,6 +69,60 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// The PostgreSQL advisory-lock key that serialises migrations ("thub" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7468_7562;
+
+/// The size the SQLite write-ahead log is cut back to at checkpoints (64 MiB).
+pub const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Keeps the SQLite write-ahead log small: whenever writes pause (the `-wal` file has not grown
+/// for one interval), a `TRUNCATE` checkpoint folds it into the database and empties it. Ends
+/// when the database is closed. Does nothing on PostgreSQL or in-memory databases.
+pub fn spawn_wal_maintenance(db: &DatabaseConnection, url: &str, interval: Duration) {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    let Some(file) = sqlite_file(url) else { return };
+    let wal = std::path::PathBuf::from(format!("{}-wal", file.display()));
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut last_size = 0;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let size = std::fs::metadata(&wal).map(|metadata| metadata.len()).unwrap_or(0);
+            if size > 0 && size == last_size {
+                match db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await {
+                    Ok(_) => {}
+                    Err(sea_orm::DbErr::ConnectionAcquire(_)) => return,
+                    Err(error) => tracing::debug!(error = %error, "WAL checkpoint postponed"),
+                }
+                last_size = std::fs::metadata(&wal).map(|metadata| metadata.len()).unwrap_or(0);
+            } else {
+                last_size = size;
+            }
+        }
+    });
+}
+
+/// Closes the database for a clean stop: on SQLite the write-ahead log is checkpointed and
+/// truncated first, so the last connection closing removes it and no `-wal` file is left.
+pub async fn close(db: DatabaseConnection) {
+    if db.get_database_backend() == DbBackend::Sqlite
+        && let Err(error) = db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await
+    {
+        tracing::warn!(error = %error, "final WAL checkpoint failed");
+    }
+    if let Err(error) = db.close().await {
+        tracing::warn!(error = %error, "closing the database failed");
+    }
+}
+
+/// The file of a `sqlite://` URL, unless it is in memory.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
 
 /// Whether the database answers a trivial query (`/ready`).
 pub async fn ping(db: &DatabaseConnection) -> bool {

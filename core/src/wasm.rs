@@ -516,6 +516,12 @@ impl WasmHost {
         drop(store);
         slot.calls.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        metrics::counter!("thub_wasm_calls_total", "plugin" => id.to_string()).increment(1);
+        metrics::histogram!("thub_wasm_call_duration_seconds", "plugin" => id.to_string())
+            .record(started.elapsed().as_secs_f64());
+        if outcome.is_err() {
+            metrics::counter!("thub_wasm_errors_total", "plugin" => id.to_string()).increment(1);
+        }
         match outcome {
             Ok(value) => {
                 slot.failures.store(0, Ordering::Relaxed);

@@ -83,6 +83,73 @@ fn serve_in_an_empty_folder_creates_its_database_and_stops_on_sigterm() {
 }
 
 #[test]
+fn a_clean_stop_leaves_no_wal_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let (mut child, address) = start(folder.path(), &[]);
+    let body = r#"{"username":"walter","email":"walter@example.com","full_name":"W","password":"Str0ng-pass"}"#;
+    let registered = http_post_json(&address, "/api/v1/auth/register", body);
+    assert!(registered.starts_with("HTTP/1.1 201"), "{registered}");
+    assert!(folder.path().join(".thub/thub.db-wal").exists(), "writes go through the WAL while serving");
+    assert!(terminate(&mut child).success());
+    assert!(!folder.path().join(".thub/thub.db-wal").exists(), "the WAL is checkpointed and removed at stop");
+    assert!(!folder.path().join(".thub/thub.db-shm").exists());
+}
+
+fn http_post_json(address: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+#[test]
+fn the_access_log_samples_successes_and_keeps_every_failure() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("thub.toml"), "[log]\naccess_sample_rate = 0.0\n").unwrap();
+    let mut child = thub(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).expect("a start-up line");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event.get("address").and_then(|value| value.as_str()) {
+            break address.to_owned();
+        }
+    };
+    for _ in 0..3 {
+        assert!(http_get(&address, "/health").starts_with("HTTP/1.1 200"));
+    }
+    assert!(http_get(&address, "/api/v1/no-such-route").starts_with("HTTP/1.1 404"));
+    assert!(terminate(&mut child).success());
+    let access: Vec<serde_json::Value> = lines
+        .try_iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+        .filter(|event| event["target"] == "thub::access")
+        .collect();
+    assert_eq!(access.len(), 1, "only the failure is logged: {access:?}");
+    assert_eq!(access[0]["status"], 404);
+    assert_eq!(access[0]["client"], "127.0.0.1");
+}
+
+#[test]
 fn unknown_config_key_is_one_line_naming_it() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("thub.toml"), "[server]\nprot = 8001\n").unwrap();
@@ -90,6 +157,17 @@ fn unknown_config_key_is_one_line_naming_it() {
     assert_eq!(output.status.code(), Some(1));
     let line = stderr_line(&output);
     assert!(line.contains("prot") && line.contains("thub.toml"), "{line}");
+}
+
+#[test]
+fn a_trusted_proxy_that_is_not_a_cidr_is_one_line() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("thub.toml"), "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nginx\"]\n")
+        .unwrap();
+    let output = run(thub(folder.path()).args(["serve", "--port", "0"]));
+    assert_eq!(output.status.code(), Some(1));
+    let line = stderr_line(&output);
+    assert!(line.contains("trusted_proxies") && line.contains("\"nginx\"") && line.contains("CIDR"), "{line}");
 }
 
 #[test]

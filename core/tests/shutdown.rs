@@ -1,15 +1,12 @@
 //! Graceful shutdown: a request in flight when the signal arrives still gets its answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use poem::{Route, handler};
-
-#[handler]
-async fn slow() -> &'static str {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    "finished"
-}
+use poem::Route;
+use poem::endpoint::make;
+use tokio::sync::Notify;
 
 #[tokio::test]
 async fn in_flight_requests_finish_after_shutdown_starts() {
@@ -17,11 +14,23 @@ async fn in_flight_requests_finish_after_shutdown_starts() {
     let listener = thub_core::server::bind("127.0.0.1", 0).await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = thub_core::http::observe(Route::new().at("/slow", slow));
+    // The handler says when it has started, then takes a while: the signal arrives mid-request.
+    let started = Arc::new(Notify::new());
+    let handler_started = started.clone();
+    let slow = make(move |_| {
+        let started = handler_started.clone();
+        async move {
+            started.notify_one();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "finished"
+        }
+    });
+    let app = thub_core::http::observe(Route::new().at("/slow", slow), Default::default());
     let server = tokio::spawn(thub_core::server::serve(
         app,
         listener,
         None,
+        thub_core::server::ConnectionLimits::default(),
         async {
             let _ = stopped.await;
         },
@@ -30,8 +39,7 @@ async fn in_flight_requests_finish_after_shutdown_starts() {
 
     let client = reqwest::Client::new();
     let request = tokio::spawn(async move { client.get(format!("http://{address}/slow")).send().await });
-    // Let the request reach the handler, then ask the server to stop.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    started.notified().await;
     stop.send(()).unwrap();
 
     let response = request.await.unwrap().expect("the in-flight request is answered");

@@ -162,6 +162,16 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
 
+    /// 503 with `Retry-After` in whole seconds: a dependency is away and should be back soon.
+    pub fn unavailable_for(
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        let value = HeaderValue::from(retry_after_secs.max(1));
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).with_header(header::RETRY_AFTER, value)
+    }
+
     /// An internal error (500): the client sees a generic message and the request id; `cause`,
     /// with its source chain, goes to the log.
     pub fn internal(cause: impl fmt::Display) -> Self {

@@ -37,6 +37,8 @@ mod responses;
 mod secrets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod slug;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod text;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use account_service::{

@@ -75,6 +75,25 @@ pub fn slug_problem(slug: &str, reserved: &[&[&str]]) -> Option<String> {
     None
 }
 
+/// The segments of a `/{owner}` or `/{owner}/{slug}` path (a trailing slash allowed), if every
+/// segment could be a name: 1–63 ASCII letters, digits, `_` or `-`. Owner pages claim these
+/// paths; other plugins use it to tell an owner path from a file path.
+pub fn owner_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let owner = segments.next()?;
+    let slug = segments.next();
+    let name_like = |segment: &str| {
+        !segment.is_empty()
+            && segment.len() <= 63
+            && segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+    };
+    if segments.next().is_some() || !name_like(owner) || slug.is_some_and(|slug| !name_like(slug)) {
+        return None;
+    }
+    Some((owner, slug))
+}
+
 /// A slug base from a display name: lowercase ASCII letters and digits, runs of anything else
 /// become one hyphen; short results get `prefix` (`endpoint`, `org`), long ones are cut to 63.
 /// Always a valid shape (reserved words and uniqueness are the caller's loop).
@@ -126,6 +145,17 @@ mod tests {
         assert_eq!(slug_from_name("!!", "endpoint"), "endpoint");
         assert!(slug_problem(&slug_from_name(&"x".repeat(80), "endpoint"), &[]).is_none());
         assert_eq!(numbered_slug(&"y".repeat(63), 12).len(), 63);
+    }
+
+    #[test]
+    fn owner_paths_have_one_or_two_name_like_segments() {
+        assert_eq!(owner_path("/alice"), Some(("alice", None)));
+        assert_eq!(owner_path("/Alice/my-model/"), Some(("Alice", Some("my-model"))));
+        for other in
+            ["/", "", "alice", "/alice/model/x", "/alice/index.html", "/a b", "//x", &format!("/{}", "a".repeat(64))]
+        {
+            assert_eq!(owner_path(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -164,7 +164,8 @@ impl TestHub {
 
     /// Serves the hub on a real socket on 127.0.0.1; stops when the returned server is dropped.
     pub async fn serve(&self) -> TestServer {
-        TestServer::start(self.hub.endpoint()).await
+        let limits = thub_core::server::ConnectionLimits::from_config(&self.hub.config.server);
+        TestServer::start_with_limits(self.hub.endpoint(), limits).await
     }
 }
 
@@ -195,23 +196,25 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `endpoint` on a fresh loopback port.
+    /// Serves `endpoint` on a fresh loopback port with the default connection limits.
     pub async fn start(endpoint: impl Endpoint<Output = Response> + 'static) -> Self {
+        Self::start_with_limits(endpoint, thub_core::server::ConnectionLimits::default()).await
+    }
+
+    /// Serves `endpoint` on a fresh loopback port through thub's own connection loop.
+    pub async fn start_with_limits(
+        endpoint: impl Endpoint<Output = Response> + 'static,
+        limits: thub_core::server::ConnectionLimits,
+    ) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
         let task = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    endpoint,
-                    async {
-                        let _ = stopped.await;
-                    },
-                    Some(std::time::Duration::from_secs(5)),
-                )
-                .await;
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            let grace = std::time::Duration::from_secs(5);
+            let _ = thub_core::server::serve(endpoint, listener, None, limits, stopped, grace).await;
         });
         Self { addr, stop: Some(stop), task: Some(task) }
     }
@@ -414,4 +417,73 @@ async fn answer(response: poem::test::TestResponse) -> (u16, serde_json::Value) 
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
     };
     (status, value)
+}
+
+/// Polls `check` every 20 ms until it holds, and fails the test naming `what` if it has not
+/// after `seconds`. The one way tests wait for something asynchronous: a sleep is never a proof.
+pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, seconds: u64, mut check: F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out after {seconds} s waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A `redis-server` of the test's own on a free port, for killing and restarting mid-test
+/// (the shared `TEST_REDIS_URL` one must never be stopped). Killed on drop.
+pub struct RedisServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts one, or returns `None` when `redis-server` is not installed.
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let mut server = Self { port, child: None };
+        server.restart().await.then_some(server)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL: an outage, not a shutdown) and waits until the port refuses.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty, and waits until it answers PING.
+    pub async fn restart(&mut self) -> bool {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut connection) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING").query_async::<String>(&mut connection).await.is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

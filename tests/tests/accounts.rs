@@ -447,7 +447,7 @@ async fn deleted_users_ids_are_never_reused(backend: Backend) {
 async fn failed_logins_are_rate_limited_per_account_and_address() {
     let hub = TestHub::start_with(Backend::Sqlite, |config| {
         config.auth.login_attempts_per_account = 3;
-        config.auth.login_attempts_per_address = 6;
+        config.auth.failed_logins_per_address = 5;
     })
     .await;
     hub.register("alice").await;
@@ -471,9 +471,11 @@ async fn failed_logins_are_rate_limited_per_account_and_address() {
     hub.clock.advance(Duration::seconds(300));
     attempt("alice", PASSWORD).await.assert_status_is_ok();
 
-    // Per address: every login request counts, whichever account.
+    // Per address: failures on any account count; then this address is refused for a while.
     for name in ["x1", "x2", "x3", "x4", "x5"] {
         attempt(name, "nope-1").await.assert_status(StatusCode::UNAUTHORIZED);
     }
-    attempt("alice", PASSWORD).await.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    let response = attempt("alice", PASSWORD).await;
+    response.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.0.headers().contains_key("retry-after"));
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use thub_tests::{Backend, Session, TestHub, TestServer, redis_url, use_redis};
+use thub_tests::{Backend, Session, TestHub, TestServer, eventually, redis_url, use_redis};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -43,17 +43,6 @@ async fn counts(hub: &TestHub, session: &Session) -> serde_json::Value {
     hub.get_json(Some(session), "/api/v1/channels").await.1
 }
 
-/// Polls until `check` holds (no sleeps as assertions).
-async fn eventually<F: AsyncFn() -> bool>(check: F) {
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition never held");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_relay_text_and_binary() {
     let hub = TestHub::start_now(Backend::Sqlite).await;
@@ -63,7 +52,7 @@ async fn three_members_relay_text_and_binary() {
     let mut b = connect(&server, "chat", &bob).await;
     let mut c = connect(&server, "chat", &carol).await;
     let mut other = connect(&server, "notifications", &carol).await;
-    eventually(async || {
+    eventually("the counts", 5, async || {
         counts(&hub, &alice).await
             == serde_json::json!([{"name": "chat", "connections": 3}, {"name": "notifications", "connections": 1}])
     })
@@ -83,7 +72,7 @@ async fn three_members_relay_text_and_binary() {
 
     // Leaving is counted; the last one out closes the channel.
     a.close(None).await.unwrap();
-    eventually(async || counts(&hub, &bob).await[0]["connections"] == 2).await;
+    eventually("two connections counted", 5, async || counts(&hub, &bob).await[0]["connections"] == 2).await;
     b.send(Message::text("still here")).await.unwrap();
     assert_eq!(next_data(&mut c).await, Message::text("still here"));
 }
@@ -160,7 +149,7 @@ async fn oversized_frames_and_slow_consumers_do_not_hurt_the_others() {
         a.send(Message::text(format!("{index:04}{}", &payload[4..]))).await.unwrap();
     }
     tokio::time::timeout(Duration::from_secs(60), bob_reads).await.expect("bob kept up").unwrap();
-    eventually(async || counts(&hub, &alice).await[0]["connections"] == 2).await;
+    eventually("two connections counted", 5, async || counts(&hub, &alice).await[0]["connections"] == 2).await;
     hub.client().get("/health").send().await.assert_status_is_ok();
 }
 

@@ -39,6 +39,7 @@ async fn login_form_sets_a_session_cookie_and_redirects_to_next() {
     let response = client
         .post("/login")
         .header("cookie", format!("thub_csrf={csrf}"))
+        .header("sec-fetch-site", "same-origin")
         .content_type("application/x-www-form-urlencoded")
         .body(format!("username=alice&password={PASSWORD}&next=%2Fapp%2Findex.html%3Fx%3D1%26y%3D2&csrf={csrf}"))
         .send()
@@ -81,10 +82,12 @@ async fn login_form_refuses_csrf_bad_passwords_and_hostile_next() {
             .await;
     hub.register("alice").await;
     let client = hub.client();
+    // A browser's post from the hub's own page.
     let post = |cookie: &str, body: String| {
         client
             .post("/login")
             .header("cookie", cookie.to_owned())
+            .header("sec-fetch-site", "same-origin")
             .content_type("application/x-www-form-urlencoded")
             .body(body)
             .send()
@@ -117,4 +120,58 @@ async fn login_form_refuses_csrf_bad_passwords_and_hostile_next() {
     let response = client.get("/login").query("next", &"\"><script>alert(1)</script>").send().await;
     let body = response.0.into_body().into_string().await.unwrap();
     assert!(!body.contains("<script>alert(1)</script>"));
+}
+
+#[tokio::test]
+async fn login_posts_are_judged_by_the_browser_headers_they_carry() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    hub.register("alice").await;
+    let client = hub.client();
+    let credentials = format!("username=alice&password={PASSWORD}");
+    let post = |headers: &[(&str, &str)], body: String| {
+        let mut request = client
+            .post("/login")
+            .header("host", "hub.example.com")
+            .content_type("application/x-www-form-urlencoded")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let has_session = |response: &poem::test::TestResponse| {
+        set_cookies(response).iter().any(|cookie| cookie.starts_with("session=") && !cookie.starts_with("session=;"))
+    };
+
+    // A script (curl, Python, Tufts Hub tools): no browser headers, no CSRF token needed.
+    let response = post(&[], credentials.clone()).await;
+    response.assert_status(StatusCode::SEE_OTHER);
+    assert!(has_session(&response));
+    post(&[], "username=alice&password=wrong-pass-1".to_owned()).await.assert_status(StatusCode::UNAUTHORIZED);
+
+    // Cross-site browser posts are refused, even with a matching token pair.
+    let with_token = format!("{credentials}&csrf=t0k");
+    for headers in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "same-origin"), ("origin", "https://evil.example")],
+    ] {
+        let mut all = headers.to_vec();
+        all.push(("cookie", "thub_csrf=t0k"));
+        let response = post(&all, with_token.clone()).await;
+        response.assert_status(StatusCode::FORBIDDEN);
+        assert!(!has_session(&response), "{headers:?}");
+    }
+
+    // Same-origin browser posts still need the form's token.
+    for headers in [&[("sec-fetch-site", "same-origin")][..], &[("origin", "http://hub.example.com")]] {
+        post(headers, credentials.clone()).await.assert_status(StatusCode::FORBIDDEN);
+        let mut all = headers.to_vec();
+        all.push(("cookie", "thub_csrf=t0k"));
+        let response = post(&all, with_token.clone()).await;
+        response.assert_status(StatusCode::SEE_OTHER);
+        assert!(has_session(&response), "{headers:?}");
+    }
 }

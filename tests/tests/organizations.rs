@@ -96,9 +96,9 @@ async fn organizations_and_members(backend: Backend) {
     assert_eq!(hub.send_json(Method::DELETE, Some(&owner), &path, json!({})).await.0, 403, "olive is an admin now");
     assert_eq!(hub.send_json(Method::DELETE, Some(&admin), &path, json!({})).await.0, 204);
     assert_eq!(hub.get_json(Some(&admin), &path).await.0, 404);
-    // The owner page is gone; the path falls through to the (login-protected) static site.
+    // The owner page is gone, for API clients signed in or not (no file is there either).
     assert_eq!(hub.get_json(Some(&admin), "/auto-slug-organization").await.0, 404);
-    assert_eq!(hub.get_json(None, "/auto-slug-organization").await.0, 401);
+    assert_eq!(hub.get_json(None, "/auto-slug-organization").await.0, 404);
 }
 
 async fn organization_bad_inputs(backend: Backend) {

@@ -564,12 +564,15 @@ async fn owner_pages_json_and_html(backend: Backend) {
     let response = client.get("/alice/private").header("accept", "text/html").send().await;
     response.assert_status(poem::http::StatusCode::NOT_FOUND);
 
-    // Unknown owners and slugs are not claimed: they fall through to the static site, which
-    // wants a login and then has no such file.
-    for path in ["/nobody", "/alice/nothing", "/alice/renderer/extra"] {
-        assert_eq!(hub.get_json(None, path).await.0, 401, "{path}");
+    // Unknown owners and slugs are 404 for API clients, signed in or not (the static site
+    // behind them has no such file either).
+    for path in ["/nobody", "/alice/nothing"] {
+        assert_eq!(hub.get_json(None, path).await.0, 404, "{path}");
         assert_eq!(hub.get_json(Some(&alice), path).await.0, 404, "{path}");
     }
+    // Other paths are the static site's: a login first, then no such file.
+    assert_eq!(hub.get_json(None, "/alice/renderer/extra").await.0, 401);
+    assert_eq!(hub.get_json(Some(&alice), "/alice/renderer/extra").await.0, 404);
     // API and well-known routes win over owner names.
     assert_eq!(hub.get_json(None, "/health").await.1["status"], "healthy");
 }

@@ -190,6 +190,37 @@ async fn routes_and_owner_pages_win_over_files() {
 }
 
 #[tokio::test]
+async fn owner_paths_that_name_nothing_are_404_for_api_clients_and_files_still_need_a_login() {
+    let (hub, _session) = site().await;
+    let alice = hub.register("alice").await;
+    hub.endpoint(&alice, serde_json::json!({"name": "Model", "type": "model"})).await;
+    std::fs::create_dir_all(hub.dir.path().join("notes")).unwrap();
+    std::fs::write(hub.dir.path().join("notes/todo"), "a file named like a slug").unwrap();
+    let client = hub.client();
+    let anonymous_json = |path: &'static str| client.get(path).header("accept", "application/json").send();
+
+    // No such owner, or no such endpoint of a real owner: 404 JSON, not the site's 401.
+    for path in ["/nobody/model", "/alice/nothing", "/nobody", "/nobody/"] {
+        let response = anonymous_json(path).await;
+        response.assert_status(StatusCode::NOT_FOUND);
+        response.assert_content_type("application/json");
+        assert!(thub_tests::json(response).await["detail"].is_string(), "{path}");
+    }
+    // The owner pages still answer what exists.
+    anonymous_json("/alice/model").await.assert_status_is_ok();
+    // Real files and folders at such paths stay behind the login, for API clients and browsers.
+    anonymous_json("/notes/todo").await.assert_status(StatusCode::UNAUTHORIZED);
+    anonymous_json("/examples").await.assert_status(StatusCode::UNAUTHORIZED);
+    anonymous_json("/test.html").await.assert_status(StatusCode::UNAUTHORIZED);
+    // A browser asking for an owner-shaped path that is no owner and no file gets the web's
+    // 404 page, not a login redirect; a real file there still wants a login.
+    let page = get(&hub, None, "/nobody/model").await;
+    page.assert_status(StatusCode::NOT_FOUND);
+    page.assert_content_type("text/html; charset=utf-8");
+    get(&hub, None, "/notes/todo").await.assert_status(StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn without_an_index_the_root_is_the_welcome_document() {
     let hub = TestHub::start(Backend::Sqlite).await;
     let response = hub.client().get("/").send().await;

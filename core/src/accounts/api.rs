@@ -83,6 +83,20 @@ impl From<TokenPair> for TokenResponse {
     }
 }
 
+/// `POST /api/v1/auth/login` answer: the token pair of [`TokenResponse`], plus the account
+/// (the official TypeScript SDK and web app read `user`).
+#[derive(Debug, Object)]
+pub struct LoginResponse {
+    /// Access token (Bearer).
+    pub access_token: String,
+    /// Refresh token, usable once.
+    pub refresh_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// The account that logged in.
+    pub user: UserResponse,
+}
+
 /// `POST /api/v1/auth/register` body. Unknown fields are ignored.
 #[derive(Debug, Object)]
 pub struct RegisterRequest {
@@ -423,9 +437,10 @@ impl AuthApi {
         })))
     }
 
-    /// Log in with the OAuth2 password form (`username` may be the email).
+    /// Log in with the OAuth2 password form (`username` may be the email); answers with a token
+    /// pair and the account.
     #[oai(path = "/login", method = "post")]
-    async fn login(&self, request: &Request, form: Form<LoginForm>) -> Result<Json<TokenResponse>, ApiError> {
+    async fn login(&self, request: &Request, form: Form<LoginForm>) -> Result<Json<LoginResponse>, ApiError> {
         let form = form.0;
         if form.grant_type.as_deref().is_some_and(|grant| grant != "password") {
             return Err(ApiError::validation(vec![thub_plugin_sdk::FieldError::new(
@@ -435,8 +450,14 @@ impl AuthApi {
                 Value::from(form.grant_type.unwrap_or_default()),
             )]));
         }
-        let pair = self.accounts.login(&form.username, &form.password, &client_address(request)).await?;
-        Ok(Json(pair.into()))
+        let user = self.accounts.check_password(&form.username, &form.password, &client_address(request)).await?;
+        let pair = self.accounts.open_session(&user).await?;
+        Ok(Json(LoginResponse {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "bearer".to_owned(),
+            user: user.into(),
+        }))
     }
 
     /// Exchange a refresh token for a new pair. Each refresh token works once; reusing one

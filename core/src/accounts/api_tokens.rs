@@ -51,6 +51,7 @@ fn name(value: &str) -> Result<String, FieldError> {
             Value::String(value.to_owned()),
         ));
     }
+    thub_plugin_sdk::text::check_line(trimmed, &["body", "name"])?;
     Ok(trimmed.to_owned())
 }
 
@@ -135,6 +136,7 @@ impl Accounts {
         if active >= MAX_ACTIVE_TOKENS {
             return Err(AccountsError::TooManyApiTokens);
         }
+        self.count(super::rate_limits::Bucket::Tokens, &caller.user_id.to_string()).await?;
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|error| AccountsError::Internal(format!("no randomness: {error}")))?;
         let token = format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random));
@@ -154,7 +156,7 @@ impl Accounts {
         }
         .insert(&self.db)
         .await?;
-        tracing::info!(user_id = caller.user_id, token_id = row.id, "API token created");
+        crate::audit::token_minted(caller.user_id, "api_token", None);
         Ok((row, token))
     }
 
@@ -221,7 +223,7 @@ impl Accounts {
             changed.is_active = Set(false);
             changed.updated_at = Set(self.now());
             changed.update(&self.db).await?;
-            tracing::info!(user_id = caller.user_id, token_id = id, "API token revoked");
+            crate::audit::api_token_revoked(caller.user_id, id);
         }
         Ok(())
     }

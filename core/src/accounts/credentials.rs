@@ -11,12 +11,10 @@ use super::entity::user;
 use super::tokens::TokenKind;
 use super::{Accounts, SESSION_COOKIE, api_tokens, principal};
 
-/// The client address of a request, for rate limits and logs.
+/// The client address of a request, for rate limits and logs: resolved once at the edge through
+/// `server.trusted_proxies` (see [`crate::client`]).
 pub fn client_address(request: &Request) -> String {
-    match request.remote_addr().as_socket_addr() {
-        Some(address) => address.ip().to_string(),
-        None => "unknown".to_owned(),
-    }
+    crate::client::client(request).address_text()
 }
 
 fn bearer(request: &Request) -> Option<&str> {
@@ -47,13 +45,15 @@ fn query_token(request: &Request) -> Option<String> {
 
 #[async_trait]
 impl Authenticator for Accounts {
-    /// The `session` cookie wins when present (Tufts Hub's order), then `Authorization: Bearer`,
-    /// then — on WebSocket upgrades only — `?token=`.
+    /// `Authorization: Bearer` wins when present: credentials a client sends on purpose beat a
+    /// cookie the browser attaches on its own (a stale `session` cookie never turns a valid
+    /// token into a 401). Then the `session` cookie (Tufts Hub's browsers), then — on
+    /// WebSocket upgrades only — `?token=`.
     async fn authenticate(&self, request: &Request) -> Result<Option<Principal>, ApiError> {
-        let token = match session_cookie(request) {
-            Some(cookie) => cookie,
-            None => match bearer(request) {
-                Some(token) => token.to_owned(),
+        let token = match bearer(request) {
+            Some(token) => token.to_owned(),
+            None => match session_cookie(request) {
+                Some(cookie) => cookie,
                 None if is_websocket_upgrade(request) => match query_token(request) {
                     Some(token) => token,
                     None => return Ok(None),
@@ -88,11 +88,13 @@ impl Accounts {
             return self.public_url.trim_end_matches('/').to_owned();
         }
         let host = request.headers().get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("localhost");
-        format!("{}://{host}", request.scheme())
+        let scheme = if crate::client::client(request).https { "https" } else { "http" };
+        format!("{scheme}://{host}")
     }
 
-    /// Whether cookies must be `Secure`: the hub is reached over HTTPS.
+    /// Whether cookies must be `Secure`: the hub is reached over HTTPS (directly, or at a
+    /// trusted proxy that says so).
     pub fn is_https(&self, request: &Request) -> bool {
-        self.public_url.starts_with("https://") || request.scheme().as_str() == "https"
+        self.public_url.starts_with("https://") || crate::client::client(request).https
     }
 }

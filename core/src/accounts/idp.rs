@@ -139,7 +139,7 @@ impl Idp {
             cache: RwLock::new(None),
         };
         if idp.current_key().await?.is_none() {
-            idp.add_key().await?;
+            idp.add_first_key().await?;
         }
         Ok(idp)
     }
@@ -324,6 +324,39 @@ impl Idp {
             .await?)
     }
 
+    /// The first signing key, created once even when several instances start together on an
+    /// empty database: they race to claim a row in `settings` (its key is unique), the winner
+    /// inserts the key, the others wait for it. Should the winner die first, a waiter adds the
+    /// key itself after a while.
+    async fn add_first_key(&self) -> anyhow::Result<()> {
+        let claim = super::entity::setting::ActiveModel {
+            key: Set(FIRST_KEY_CLAIM.to_owned()),
+            value: Set(uuid::Uuid::new_v4().to_string()),
+            created_at: Set(self.clock.now()),
+        };
+        let claimed = super::entity::setting::Entity::insert(claim)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(super::entity::setting::Column::Key).do_nothing().to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?
+            == 1;
+        if claimed {
+            self.add_key().await?;
+            return Ok(());
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.current_key().await?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tracing::warn!("no signing key appeared from the instance that claimed its creation; creating one");
+        self.add_key().await?;
+        Ok(())
+    }
+
     async fn add_key(&self) -> anyhow::Result<String> {
         let bits = self.key_bits;
         let der = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
@@ -349,6 +382,9 @@ impl Idp {
     }
 }
 
+/// The `settings` row that instances race to insert before creating the first signing key.
+const FIRST_KEY_CLAIM: &str = "idp.first_signing_key";
+
 /// Audiences compare trimmed and lowercase.
 pub fn normalize_audience(audience: &str) -> String {
     audience.trim().to_lowercase()
@@ -372,7 +408,9 @@ impl super::Accounts {
                 allowed: self.idp.allowed_audiences().to_vec(),
             });
         }
+        self.count(super::rate_limits::Bucket::Tokens, &caller.user_id.to_string()).await?;
         let token = self.idp.mint(caller.user_id, caller.role.as_str(), &normalized).await?;
+        crate::audit::token_minted(caller.user_id, "satellite", Some(&normalized));
         Ok((token, self.idp.token_seconds()))
     }
 

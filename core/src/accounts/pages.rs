@@ -2,6 +2,11 @@
 //! a CSRF-protected form, a `session` cookie (HttpOnly, SameSite=Lax, Secure over HTTPS,
 //! Max-Age = the access-token lifetime), and `next` redirects to same-origin paths only.
 //! Every value put into HTML is escaped.
+//!
+//! Login CSRF is refused without breaking scripts: browsers say where a post comes from
+//! (`Sec-Fetch-Site`, `Origin`), so a cross-site browser post is refused, a same-origin one
+//! must carry the form's CSRF token, and a post with neither header (curl, Python, Tufts Hub
+//! scripts: no browser, so no ambient cookies to abuse) is checked by its password alone.
 
 use std::sync::Arc;
 
@@ -39,8 +44,8 @@ pub(crate) async fn login_page(request: &Request, accounts: Data<&Arc<Accounts>>
     form_page(&request_is_https(&accounts, request), &next, None, StatusCode::OK)
 }
 
-/// `POST /login`: checks the CSRF token and the password, sets the `session` cookie and
-/// redirects (303) to `next`.
+/// `POST /login`: checks where the post comes from (see the module doc) and the password, sets
+/// the `session` cookie and redirects (303) to `next`.
 #[handler]
 pub(crate) async fn login_submit(
     request: &Request,
@@ -50,13 +55,24 @@ pub(crate) async fn login_submit(
     let https = request_is_https(&accounts, request);
     let form = form.0;
     let next = safe_next(form.next.as_deref());
-    let cookie_token = request.cookie().get(CSRF_COOKIE).map(|cookie| cookie.value_str().to_owned());
-    let csrf_ok = match (cookie_token, form.csrf) {
-        (Some(cookie), Some(field)) if !cookie.is_empty() => bool::from(cookie.as_bytes().ct_eq(field.as_bytes())),
-        _ => false,
-    };
-    if !csrf_ok {
-        return form_page(&https, &next, Some("Your login form expired. Please try again."), StatusCode::FORBIDDEN);
+    match post_source(request) {
+        PostSource::CrossSite => {
+            return form_page(&https, &next, Some("Log in from this site's own login page."), StatusCode::FORBIDDEN);
+        }
+        PostSource::SameOrigin => {
+            let cookie_token = request.cookie().get(CSRF_COOKIE).map(|cookie| cookie.value_str().to_owned());
+            let csrf_ok = match (cookie_token, form.csrf) {
+                (Some(cookie), Some(field)) if !cookie.is_empty() => {
+                    bool::from(cookie.as_bytes().ct_eq(field.as_bytes()))
+                }
+                _ => false,
+            };
+            if !csrf_ok {
+                let message = "Your login form expired. Please try again.";
+                return form_page(&https, &next, Some(message), StatusCode::FORBIDDEN);
+            }
+        }
+        PostSource::Script => {}
     }
     let client = client_address(request);
     let user = match accounts.check_password(&form.username, &form.password, &client).await {
@@ -106,6 +122,29 @@ pub(crate) async fn logout(request: &Request, accounts: Data<&Arc<Accounts>>) ->
         .header(header::SET_COOKIE, cookie(SESSION_COOKIE, "", "/", 0, "Lax", https.0))
         .header(header::CACHE_CONTROL, "no-store")
         .finish()
+}
+
+/// Where a login post comes from, as far as the browser tells.
+enum PostSource {
+    /// No browser headers: a script or a tool, which carries no ambient cookies.
+    Script,
+    /// A browser, from a page of this hub.
+    SameOrigin,
+    /// A browser, from another site (or one that hides its origin).
+    CrossSite,
+}
+
+/// Reads Fetch Metadata (`Sec-Fetch-Site`) and `Origin`; either one saying "another site" wins.
+fn post_source(request: &Request) -> PostSource {
+    let value_of = |name| request.headers().get(name).map(|value| value.to_str().unwrap_or(""));
+    let fetch_site = value_of("sec-fetch-site");
+    let origin = value_of(header::ORIGIN.as_str());
+    if fetch_site.is_none() && origin.is_none() {
+        return PostSource::Script;
+    }
+    let site_is_ours = fetch_site.is_none_or(|site| matches!(site, "same-origin" | "none"));
+    let origin_is_ours = origin.is_none_or(|origin| crate::http::is_same_origin(request, origin));
+    if site_is_ours && origin_is_ours { PostSource::SameOrigin } else { PostSource::CrossSite }
 }
 
 struct Https(bool);

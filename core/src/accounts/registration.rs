@@ -7,9 +7,10 @@ use thub_plugin_sdk::{AuthMethod, Principal, Role};
 
 use super::entity::user;
 use super::password::Verdict;
+use super::rate_limits::Bucket;
 use super::tokens::TokenPair;
 use super::{Accounts, AccountsError, unique_violation, validation};
-use crate::shared::Limit;
+use crate::audit;
 
 /// A new account.
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ impl Accounts {
         if !self.config.open_registration {
             return Err(AccountsError::RegistrationClosed);
         }
-        self.limit_address("register", client).await?;
+        self.count(Bucket::Registrations, client).await?;
         let user = self.create_user(new).await?;
         let pair = self.open_session(&user).await?;
         Ok((user, pair))
@@ -106,35 +107,30 @@ impl Accounts {
         client: &str,
     ) -> Result<user::Model, AccountsError> {
         let identifier = identifier.trim().to_lowercase();
-        self.limit_address("login", client).await?;
-        let account_key = format!("login-failures:{identifier}");
-        let window = self.window();
-        let now = self.clock.now().timestamp() as u64;
-        if let Limit::Exceeded { retry_after } =
-            self.shared.peek(&account_key, self.config.login_attempts_per_account, window, now).await?
-        {
+        self.count(Bucket::Logins, client).await?;
+        self.check(Bucket::FailedLoginsFromAddress, client).await?;
+        if let Err(refused) = self.check(Bucket::FailedLoginsOnAccount, &identifier).await {
             tracing::warn!(username = %identifier, client, reason = "account_rate_limited", "login refused");
-            return Err(AccountsError::RateLimited { retry_after });
+            audit::login_failed(&identifier, client, "account_locked");
+            return Err(refused);
         }
         let column = if identifier.contains('@') { user::Column::Email } else { user::Column::Username };
         let found = user::Entity::find().filter(column.eq(identifier.as_str())).one(&self.db).await?;
         let Some(found) = found else {
             self.passwords.verify_dummy(password.to_owned()).await;
-            self.shared.hit(&account_key, u32::MAX, window, now).await?;
-            tracing::warn!(username = %identifier, client, reason = "unknown_user", "login failed");
+            self.login_failed(&identifier, client, "unknown_user").await;
             return Err(AccountsError::InvalidLogin);
         };
         let verdict = self.passwords.verify(password.to_owned(), found.password_hash.clone()).await?;
         if verdict == Verdict::Mismatch {
-            self.shared.hit(&account_key, u32::MAX, window, now).await?;
-            tracing::warn!(username = %identifier, client, reason = "wrong_password", "login failed");
+            self.login_failed(&identifier, client, "wrong_password").await;
             return Err(AccountsError::InvalidLogin);
         }
         if !found.is_active {
-            tracing::warn!(username = %identifier, client, reason = "deactivated", "login failed");
+            audit::login_failed(&identifier, client, "deactivated");
             return Err(AccountsError::AccountDeactivated);
         }
-        self.shared.reset(&account_key, window, now).await?;
+        self.clear(Bucket::FailedLoginsOnAccount, &identifier).await;
         if verdict == Verdict::MatchNeedsUpgrade {
             let hash = self.passwords.hash(password.to_owned()).await?;
             let mut upgraded: user::ActiveModel = found.clone().into();
@@ -142,8 +138,14 @@ impl Accounts {
             upgraded.update(&self.db).await?;
             tracing::info!(user_id = found.id, "password hash upgraded");
         }
-        tracing::info!(user_id = found.id, username = %found.username, client, "login succeeded");
+        audit::login_succeeded(found.id, &found.username, client);
         Ok(found)
+    }
+
+    async fn login_failed(&self, identifier: &str, client: &str, reason: &'static str) {
+        self.record_failure(Bucket::FailedLoginsOnAccount, identifier).await;
+        self.record_failure(Bucket::FailedLoginsFromAddress, client).await;
+        audit::login_failed(identifier, client, reason);
     }
 
     /// Changes the caller's password and revokes their other sessions.

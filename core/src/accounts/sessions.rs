@@ -6,6 +6,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use thub_plugin_sdk::{AuthMethod, Principal};
 
 use super::entity::{session, user};
+use super::rate_limits::Bucket;
 use super::tokens::{TokenKind, TokenPair};
 use super::{Accounts, AccountsError};
 
@@ -27,16 +28,17 @@ impl Accounts {
         }
         .insert(&self.db)
         .await?;
+        crate::audit::token_minted(user.id, "session", None);
         Ok(pair)
     }
 
     /// Exchanges a refresh token for a new pair. Each refresh token works once: presenting an
     /// older one of the same session revokes the whole session (a stolen token was used).
     pub async fn refresh(&self, refresh_token: &str, client: &str) -> Result<TokenPair, AccountsError> {
-        self.limit_address("refresh", client).await?;
         let now = self.clock.now();
         let claims =
             self.tokens.decode(refresh_token, TokenKind::Refresh, now).ok_or(AccountsError::InvalidRefreshToken)?;
+        self.count(Bucket::Refreshes, &claims.sid).await?;
         let user_id = claims.user_id().ok_or(AccountsError::InvalidRefreshToken)?;
         let user = user::Entity::find_by_id(user_id).one(&self.db).await?;
         let Some(user) = user.filter(|user| user.is_active) else {
@@ -81,7 +83,8 @@ impl Accounts {
             .filter(session::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
-        self.shared.mark_revoked(&format!("session:{session_id}"), self.revocation_ttl()).await?;
+        self.shared.mark_revoked(&format!("session:{session_id}"), self.revocation_ttl()).await;
+        crate::audit::session_revoked(session_id, reason);
         Ok(())
     }
 
@@ -105,9 +108,13 @@ impl Accounts {
         Ok(())
     }
 
+    /// Whether a session is revoked (or gone). A mark in memory or Redis answers "revoked" at
+    /// once; otherwise the database decides, so a flushed or unreachable Redis never lets a
+    /// revoked session back in.
     pub(super) async fn session_is_revoked(&self, session_id: &str) -> Result<bool, AccountsError> {
-        if let Some(revoked) = self.shared.is_revoked(&format!("session:{session_id}")).await? {
-            return Ok(revoked);
+        let key = format!("session:{session_id}");
+        if self.shared.known_revoked(&key).await {
+            return Ok(true);
         }
         let session = session::Entity::find_by_id(session_id.to_owned()).one(&self.db).await?;
         Ok(session.is_none_or(|session| session.revoked_at.is_some()))

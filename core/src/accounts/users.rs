@@ -35,7 +35,7 @@ impl Accounts {
 
     /// The user with this username (case-insensitive).
     pub async fn user_by_name(&self, username: &str) -> Result<Option<user::Model>, sea_orm::DbErr> {
-        Ok(user::Entity::find().filter(user::Column::Username.eq(username.trim().to_lowercase())).one(&self.db).await?)
+        user::Entity::find().filter(user::Column::Username.eq(username.trim().to_lowercase())).one(&self.db).await
     }
 
     /// Users in id order, for administrators.
@@ -153,6 +153,9 @@ impl Accounts {
         }
         changed.updated_at = Set(self.clock.now());
         let updated = changed.update(&self.db).await.map_err(unique_violation)?;
+        if changes.role.is_some() || changes.is_active.is_some() {
+            crate::audit::user_changed(actor.user_id, id, changes.role.map(|role| role.as_str()), changes.is_active);
+        }
         if deactivating {
             self.revoke_user_sessions(id, None, "deactivated").await?;
         }
@@ -177,7 +180,10 @@ impl Accounts {
             return Err(AccountsError::Forbidden("Access denied: insufficient permissions"));
         }
         let user = self.user(id).await?;
-        self.remove_user(user).await
+        let (user_id, username) = (user.id, user.username.clone());
+        self.remove_user(user).await?;
+        crate::audit::user_deleted(Some(actor.user_id), user_id, &username);
+        Ok(())
     }
 
     /// Deletes a user (`thub deluser`, the API). Plugins' hooks run in the same transaction

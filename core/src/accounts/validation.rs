@@ -101,13 +101,14 @@ pub fn email(value: &str, loc: &[&str]) -> Result<String, FieldError> {
     Ok(value.to_lowercase())
 }
 
-/// A display name: 1–100 characters after trimming.
+/// A display name: 1–100 characters after trimming, no control characters.
 pub fn full_name(value: &str, loc: &[&str]) -> Result<String, FieldError> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
     if length == 0 || length > 100 {
         return Err(error(loc, "Full name must be between 1 and 100 characters", value));
     }
+    thub_plugin_sdk::text::check_line(trimmed, loc)?;
     Ok(trimmed.to_owned())
 }
 
@@ -137,6 +138,7 @@ pub fn avatar_url(value: &str, loc: &[&str]) -> Result<String, FieldError> {
     if !ok {
         return Err(error(loc, "Avatar URL must be an http(s) URL of at most 500 characters", value));
     }
+    thub_plugin_sdk::text::check_line(value, loc)?;
     Ok(value.to_owned())
 }
 

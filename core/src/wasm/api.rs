@@ -161,6 +161,7 @@ impl PluginsApi {
     #[oai(path = "/:id/enable", method = "post")]
     async fn enable(&self, _admin: AdminUser, id: Path<String>) -> Result<thub_plugin_sdk::NoContent, ApiError> {
         self.known(&id.0)?.set_enabled(&id.0, true).await?;
+        crate::audit::plugin_switched(&id.0, true);
         Ok(thub_plugin_sdk::NoContent::NoContent)
     }
 
@@ -168,6 +169,7 @@ impl PluginsApi {
     #[oai(path = "/:id/disable", method = "post")]
     async fn disable(&self, _admin: AdminUser, id: Path<String>) -> Result<thub_plugin_sdk::NoContent, ApiError> {
         self.known(&id.0)?.set_enabled(&id.0, false).await?;
+        crate::audit::plugin_switched(&id.0, false);
         Ok(thub_plugin_sdk::NoContent::NoContent)
     }
 

@@ -155,6 +155,7 @@ impl Channels {
         let (mut sink, mut stream) = socket.split();
         let (id, mut queue, closing) = self.join(&channel);
         tracing::info!(channel = %channel, username = %username, "websocket_connect");
+        metrics::gauge!("thub_websocket_connections").increment(1.0);
         if self.config.presence {
             self.publish(&channel, id, presence(&channel, &username, "join")).await;
         }
@@ -176,6 +177,9 @@ impl Channels {
                     },
                     _ = ticker.tick() => Message::Ping(Vec::new()),
                 };
+                if !matches!(message, Message::Ping(_)) {
+                    metrics::counter!("thub_websocket_messages_total", "direction" => "out").increment(1);
+                }
                 // A member that cannot take a frame within a ping interval is gone.
                 if !matches!(tokio::time::timeout(ping, sink.send(message)).await, Ok(Ok(()))) {
                     return;
@@ -188,8 +192,14 @@ impl Channels {
                 Ok(Some(next)) => next,
             };
             match next {
-                Ok(Message::Text(text)) => self.publish(&channel, id, Frame::Text(text.into())).await,
-                Ok(Message::Binary(bytes)) => self.publish(&channel, id, Frame::Binary(bytes.into())).await,
+                Ok(Message::Text(text)) => {
+                    metrics::counter!("thub_websocket_messages_total", "direction" => "in").increment(1);
+                    self.publish(&channel, id, Frame::Text(text.into())).await
+                }
+                Ok(Message::Binary(bytes)) => {
+                    metrics::counter!("thub_websocket_messages_total", "direction" => "in").increment(1);
+                    self.publish(&channel, id, Frame::Binary(bytes.into())).await
+                }
                 Ok(Message::Close(_)) => break,
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
                 Err(error) => {
@@ -205,6 +215,7 @@ impl Channels {
         if self.config.presence {
             self.publish(&channel, id, presence(&channel, &username, "leave")).await;
         }
+        metrics::gauge!("thub_websocket_connections").decrement(1.0);
         tracing::info!(channel = %channel, username = %username, "websocket_disconnect");
     }
 }

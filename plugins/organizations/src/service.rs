@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use thub_plugin_sdk::slug::{
     RESERVED_ENDPOINT_SLUGS, RESERVED_ORGANIZATION_SLUGS, numbered_slug, slug_from_name, slug_problem,
 };
+use thub_plugin_sdk::text;
 use thub_plugin_sdk::{AccountDirectory, AccountHooks, Clock, EventBus, FieldError, HookError, Principal};
 
 use crate::entity::{member, organization};
@@ -133,6 +134,15 @@ impl From<organization::Model> for OrganizationSummary {
     }
 }
 
+/// Names and URLs are one line; descriptions may break lines. Neither takes other control
+/// characters.
+fn check_characters(errors: &mut Vec<FieldError>, loc: &str, value: &str, multi_line: bool) {
+    let problem = if multi_line { text::text_problem(value) } else { text::line_problem(value) };
+    if let Some(problem) = problem {
+        errors.push(field(loc, problem, value));
+    }
+}
+
 impl OrganizationService {
     /// The service over the hub database.
     pub fn new(
@@ -214,11 +224,14 @@ impl OrganizationService {
         let mut errors = Vec::new();
         let name = new.name.trim().to_owned();
         check_length(&mut errors, "name", &name, 1, 100);
+        check_characters(&mut errors, "name", &name, false);
         let description = new.description.unwrap_or_default();
         check_length(&mut errors, "description", &description, 0, 500);
+        check_characters(&mut errors, "description", &description, true);
         let avatar_url = new.avatar_url.filter(|url| !url.is_empty());
         if let Some(url) = &avatar_url {
             check_length(&mut errors, "avatar_url", url, 1, 255);
+            check_characters(&mut errors, "avatar_url", url, false);
         }
         if let Some(slug) = &new.slug
             && let Some(problem) = slug_problem(slug, &[RESERVED_ENDPOINT_SLUGS, RESERVED_ORGANIZATION_SLUGS])
@@ -323,12 +336,15 @@ impl OrganizationService {
         let mut errors = Vec::new();
         if let Some(name) = &changes.name {
             check_length(&mut errors, "name", name.trim(), 1, 100);
+            check_characters(&mut errors, "name", name.trim(), false);
         }
         if let Some(description) = &changes.description {
             check_length(&mut errors, "description", description, 0, 500);
+            check_characters(&mut errors, "description", description, true);
         }
         if let Some(url) = &changes.avatar_url {
             check_length(&mut errors, "avatar_url", url, 0, 255);
+            check_characters(&mut errors, "avatar_url", url, false);
         }
         if !errors.is_empty() {
             return Err(OrganizationsError::Validation(errors));
@@ -461,11 +477,7 @@ impl OrganizationService {
         if !actor.is_admin() && !actor_role.is_some_and(OrgRole::can_manage) {
             return Err(OrganizationsError::NotAdmin);
         }
-        let target = self
-            .membership(id, user_id)
-            .await?
-            .filter(|membership| membership.is_active)
-            .ok_or(OrganizationsError::MemberNotFound)?;
+        let target = self.active_membership(id, user_id).await?;
         let Some(role) = role else { return Ok(target) };
         let transaction = self.db.begin().await?;
         if target.role == OrgRole::Owner.as_str()
@@ -493,11 +505,7 @@ impl OrganizationService {
         if !allowed {
             return Err(OrganizationsError::NotAdmin);
         }
-        let target = self
-            .membership(id, user_id)
-            .await?
-            .filter(|membership| membership.is_active)
-            .ok_or(OrganizationsError::MemberNotFound)?;
+        let target = self.active_membership(id, user_id).await?;
         let transaction = self.db.begin().await?;
         if target.role == OrgRole::Owner.as_str() && self.owner_count(&transaction, id).await? <= 1 {
             return Err(OrganizationsError::LastOwner);
@@ -549,6 +557,14 @@ impl OrganizationService {
             .filter(member::Column::UserId.eq(user_id))
             .one(&self.db)
             .await?)
+    }
+
+    /// User `user_id`'s active membership of organization `id`, or `MemberNotFound`.
+    async fn active_membership(&self, id: i64, user_id: i64) -> Result<member::Model> {
+        self.membership(id, user_id)
+            .await?
+            .filter(|membership| membership.is_active)
+            .ok_or(OrganizationsError::MemberNotFound)
     }
 
     async fn owner_count(&self, transaction: &DatabaseTransaction, id: i64) -> std::result::Result<u64, DbErr> {

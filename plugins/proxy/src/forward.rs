@@ -209,7 +209,14 @@ impl Endpoint for ProxyEndpoint {
         if has_body {
             outgoing = outgoing.body(reqwest::Body::wrap_stream(body));
         }
-        let answer = match tokio::time::timeout(upstream.timeout, outgoing.send()).await {
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(upstream.timeout, outgoing.send()).await;
+        metrics::histogram!("thub_proxy_upstream_duration_seconds", "api" => api.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        if !matches!(sent, Ok(Ok(_))) {
+            metrics::counter!("thub_proxy_upstream_errors_total", "api" => api.to_owned()).increment(1);
+        }
+        let answer = match sent {
             Err(_) => {
                 return Err(proxy_error(
                     StatusCode::GATEWAY_TIMEOUT,

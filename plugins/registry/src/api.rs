@@ -90,9 +90,13 @@ impl From<endpoint::Model> for EndpointResponse {
     }
 }
 
-/// An endpoint as anyone may see it: no ids, no member list.
+/// An endpoint as anyone may see it: no member list, and an id only for signed-in callers
+/// of `/{owner}/{slug}` (the official web app resolves ids there).
 #[derive(Debug, Object)]
 pub struct EndpointPublicResponse {
+    /// Endpoint id: on `/{owner}/{slug}` for a signed-in caller who may see it, else absent.
+    #[oai(skip_serializing_if_is_none)]
+    pub id: Option<i64>,
     /// Display name.
     pub name: String,
     /// URL slug.
@@ -128,6 +132,7 @@ impl EndpointPublicResponse {
     /// The public shape of `model`, owned by `owner`.
     pub fn new(model: endpoint::Model, owner: String) -> Self {
         Self {
+            id: None,
             contributors_count: contributors_of(&model).len() as u64,
             tags: tags_of(&model),
             policies: policies_of(&model),

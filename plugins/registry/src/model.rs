@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use thub_plugin_sdk::text::{line_problem, text_problem};
+
 use crate::config::RegistryConfig;
 
 /// What an endpoint is.
@@ -135,6 +137,9 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
             if name.is_empty() || name.chars().count() > 100 {
                 problems.push(problem("name", "Name must be between 1 and 100 characters"));
             }
+            if let Some(message) = line_problem(name) {
+                problems.push(problem("name", message));
+            }
             checked.name = Some(name.to_owned());
         }
         None if creating => problems.push(problem("name", "Field required")),
@@ -146,6 +151,9 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
     if let Some(description) = &draft.description {
         if description.chars().count() > 500 {
             problems.push(problem("description", "Description must be at most 500 characters"));
+        }
+        if let Some(message) = text_problem(description) {
+            problems.push(problem("description", message));
         }
         checked.description = Some(description.clone());
     }
@@ -159,6 +167,9 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
         if readme.chars().count() > config.max_readme_chars {
             problems.push(problem("readme", format!("README must be at most {} characters", config.max_readme_chars)));
         }
+        if let Some(message) = text_problem(readme) {
+            problems.push(problem("readme", message));
+        }
         checked.readme = Some(readme.clone());
     }
     if let Some(tags) = &draft.tags {
@@ -167,6 +178,8 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
             let tag = tag.trim();
             if tag.is_empty() || tag.chars().count() > 50 {
                 problems.push(problem("tags", "Each tag must be between 1 and 50 characters"));
+            } else if let Some(message) = line_problem(tag) {
+                problems.push(problem("tags", message));
             } else if !kept.iter().any(|existing| existing == tag) {
                 kept.push(tag.to_owned());
             }
@@ -232,6 +245,9 @@ fn declaration(value: &Value, field: &str, max_type: usize, versioned: bool) -> 
                     format!("Type must be between 1 and {max_type} characters"),
                 ));
             }
+            if let Some(message) = line_problem(kind) {
+                problems.push(problem(&format!("{field}.type"), message));
+            }
             kind.to_owned()
         }
         Some(_) => {
@@ -254,6 +270,9 @@ fn declaration(value: &Value, field: &str, max_type: usize, versioned: bool) -> 
     let description = text("description", "", &mut problems);
     if description.chars().count() > 500 {
         problems.push(problem(&format!("{field}.description"), "Description must be at most 500 characters"));
+    }
+    if let Some(message) = text_problem(&description) {
+        problems.push(problem(&format!("{field}.description"), message));
     }
     let enabled = match object.get("enabled") {
         None | Some(Value::Null) => true,

@@ -37,24 +37,12 @@ impl OwnerPages {
     }
 }
 
-/// `/{owner}[/{slug}]` split into its segments, if the path has that shape.
+/// `/{owner}[/{slug}]` split into its segments, lowercase, if the path has that shape.
 fn owner_path(request: &Request) -> Option<(String, Option<String>)> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return None;
     }
-    let path = request.uri().path();
-    let path = path.strip_suffix('/').unwrap_or(path);
-    let mut segments = path.strip_prefix('/')?.split('/');
-    let owner = segments.next()?;
-    let slug = segments.next();
-    let name_like = |segment: &str| {
-        !segment.is_empty()
-            && segment.len() <= 63
-            && segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
-    };
-    if segments.next().is_some() || !name_like(owner) || slug.is_some_and(|slug| !name_like(slug)) {
-        return None;
-    }
+    let (owner, slug) = thub_plugin_sdk::slug::owner_path(request.uri().path())?;
     Some((owner.to_lowercase(), slug.map(str::to_lowercase)))
 }
 
@@ -71,10 +59,16 @@ impl Fallback for OwnerPages {
             return false;
         }
         let Some((owner, slug)) = owner_path(request) else { return false };
-        let Ok(Some(owner)) = self.service.owner(&owner).await else { return false };
+        // A lookup that fails claims the request, so `handle` answers the failure (503) rather
+        // than the static site answering as if nothing were there.
+        let owner = match self.service.owner(&owner).await {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return false,
+            Err(_) => return true,
+        };
         match slug {
             None => true,
-            Some(slug) => matches!(self.service.owner_endpoint(&owner, &slug).await, Ok(Some(_))),
+            Some(slug) => !matches!(self.service.owner_endpoint(&owner, &slug).await, Ok(None)),
         }
     }
 
@@ -119,7 +113,11 @@ impl OwnerPages {
         if viewer.is_admin() || viewer.is_insider(&model) {
             Ok(json_response(&EndpointResponse::from(model)))
         } else {
-            Ok(json_response(&EndpointPublicResponse::new(model, owner.name().to_owned())))
+            let id = viewer.principal.is_some().then_some(model.id);
+            Ok(json_response(&EndpointPublicResponse {
+                id,
+                ..EndpointPublicResponse::new(model, owner.name().to_owned())
+            }))
         }
     }
 }

@@ -8,6 +8,7 @@ use poem::http::{Method, StatusCode, header};
 use poem::web::StaticFileRequest;
 use poem::{FromRequest, IntoResponse, Request, Response};
 use thub_plugin_sdk::html::wants_html;
+use thub_plugin_sdk::slug::owner_path;
 use thub_plugin_sdk::{ApiError, Fallback, optional_user};
 
 use crate::paths::{HUB_PREFIXES, Resolution, resolve};
@@ -56,6 +57,16 @@ impl Fallback for Site {
     }
 
     async fn handle(&self, request: Request) -> poem::Result<Response> {
+        // `/{owner}[/{slug}]` paths belong to the owner pages, which did not claim this one (no
+        // such owner or endpoint): an API client gets that 404 rather than a login prompt,
+        // unless a real file or folder is there (which stays behind the login).
+        let path = request.uri().path();
+        if !wants_html(&request)
+            && owner_path(path).is_some()
+            && matches!(resolve(&self.root, &self.data_dir, path, &self.deny), Resolution::NotFound)
+        {
+            return Ok(not_found(&request));
+        }
         if optional_user(&request).await?.is_none() {
             if wants_html(&request) {
                 let target = request.uri().path_and_query().map_or("/", |path| path.as_str());

@@ -1,4 +1,4 @@
-//! `/api/v1/endpoints/{id}/star` and `/starred`: parse → authorize → call the service → map
+//! `/api/v1/endpoints/{id}/star`, `/unstar` and `/starred`: parse → authorize → call the service → map
 //! the error.
 
 use std::sync::Arc;
@@ -66,6 +66,22 @@ impl StarsApi {
     async fn unstar(&self, user: CurrentUser, endpoint_id: Path<i64>) -> Result<NoContent, ApiError> {
         self.service.unstar(&user.0, endpoint_id.0).await?;
         Ok(NoContent::NoContent)
+    }
+
+    /// Star an endpoint, as the official TypeScript SDK and web app send it (no body); answers
+    /// 200 with the state after the call.
+    #[oai(path = "/:endpoint_id/star", method = "patch")]
+    async fn star_by_patch(&self, user: CurrentUser, endpoint_id: Path<i64>) -> Result<Json<StarState>, ApiError> {
+        let changed = self.service.star(&user.0, endpoint_id.0).await?;
+        Ok(Json(StarState { starred: true, changed }))
+    }
+
+    /// Remove the caller's star, as the official TypeScript SDK and web app send it (no body);
+    /// answers 200 with the state after the call.
+    #[oai(path = "/:endpoint_id/unstar", method = "patch")]
+    async fn unstar_by_patch(&self, user: CurrentUser, endpoint_id: Path<i64>) -> Result<Json<StarState>, ApiError> {
+        let changed = self.service.unstar(&user.0, endpoint_id.0).await?;
+        Ok(Json(StarState { starred: false, changed }))
     }
 
     /// Whether the caller has starred an endpoint they may see.

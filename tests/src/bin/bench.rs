@@ -126,7 +126,7 @@ async fn accounts(options: &Options) {
     // for the benchmark by using a hub configured without it.
     drop(server);
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
-        config.auth.login_attempts_per_address = u32::MAX;
+        config.auth.logins_per_address_per_minute = u32::MAX;
         config.auth.login_attempts_per_account = u32::MAX;
     })
     .await;
@@ -181,7 +181,7 @@ const WORDS: &[&str] = &[
 /// and `/{owner}/{slug}`.
 async fn registry(options: &Options) {
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
-        config.auth.login_attempts_per_address = u32::MAX;
+        config.auth.registrations_per_address_per_minute = u32::MAX;
     })
     .await;
     let server = hub.serve().await;

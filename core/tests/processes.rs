@@ -7,14 +7,6 @@ use std::process::{Child, Command, Stdio};
 
 use thub_tests::{Backend, PASSWORD, TestDatabase, postgres_url, redis_url};
 
-/// The `thub` binary Cargo built next to this test's executable.
-fn thub_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("thub");
-    assert!(binary.is_file(), "build the thub binary first (cargo build), looked at {}", binary.display());
-    binary
-}
-
 struct Instance {
     child: Child,
     base: String,
@@ -28,7 +20,7 @@ impl Drop for Instance {
 }
 
 fn start(folder: &std::path::Path, database: &str, redis: &str, prefix: &str) -> Instance {
-    let mut command = Command::new(thub_binary());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_thub"));
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("THUB_")) {
         command.env_remove(name);
     }
