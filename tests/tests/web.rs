@@ -18,6 +18,8 @@ on_every_backend!(
     unknown_and_hidden_things_are_404_pages,
     star_button_works_with_and_without_script,
     tokens_and_sessions_are_managed_from_settings,
+    publishing_editing_and_deleting_endpoints,
+    organizations_members_and_the_last_owner,
 );
 
 const HOSTILE: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
@@ -430,4 +432,146 @@ async fn tokens_and_sessions_are_managed_from_settings(backend: Backend) {
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER);
     hub.login("alice", "another-horse-2").await;
+}
+
+async fn publishing_editing_and_deleting_endpoints(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    let mut alice = Browser::new(&hub);
+    assert_eq!(alice.get("/new").await.location.as_deref(), Some("/login?next=/new"), "signed-out: to sign in");
+    alice.register("alice").await;
+    let form = alice.get("/new").await;
+    for name in ["name", "description", "type", "visibility", "readme", "version", "tags"] {
+        assert!(form.body.contains(&format!("name=\"{name}\"")), "the API's field name {name}");
+    }
+
+    // Every field wrong: every message at once, values kept, nothing stored.
+    let long = "d".repeat(501);
+    let wrong = alice
+        .post(
+            "/new",
+            &[
+                ("name", ""),
+                ("description", &long),
+                ("type", "spaceship"),
+                ("visibility", "secret"),
+                ("version", "one"),
+                ("tags", &"t".repeat(51)),
+                ("readme", ""),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
+    for field in ["name", "description", "type", "visibility", "version", "tags"] {
+        assert!(wrong.body.contains(&format!("id=\"error-{field}\"")), "message for {field}: {}", wrong.body);
+    }
+    assert!(wrong.body.contains("value=\"one\""), "values kept");
+    assert_eq!(hub.get_json(None, "/alice").await.1, json!([]), "nothing stored");
+
+    // A good one lands on its page.
+    let created = alice
+        .post(
+            "/new",
+            &[
+                ("name", "Vision Net"),
+                ("description", "Sees cats"),
+                ("type", "model"),
+                ("visibility", "public"),
+                ("version", "1.2.3"),
+                ("tags", "vision, cats"),
+                ("readme", "# Hello"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    assert_eq!(created.location.as_deref(), Some("/alice/vision-net"));
+    let (_, stored) = hub.get_json(None, "/alice/vision-net").await;
+    assert_eq!(stored["version"], "1.2.3");
+    assert_eq!(stored["tags"], json!(["vision", "cats"]));
+
+    // Someone else cannot edit or delete it: the 404 page, nothing changed.
+    let mut bob = Browser::new(&hub);
+    bob.register("bob").await;
+    assert_eq!(bob.get("/alice/vision-net/edit").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(bob.post("/alice/vision-net/delete", &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(hub.get_json(None, "/alice/vision-net").await.0, 200);
+
+    // The owner edits (values shown, then changed) and deletes.
+    let edit = alice.get("/alice/vision-net/edit").await;
+    assert!(edit.body.contains("value=\"vision, cats\""), "{}", edit.body);
+    let fields = [
+        ("name", "Vision Net 2"),
+        ("description", "Sees dogs"),
+        ("type", "agent"),
+        ("visibility", "private"),
+        ("version", "2.0.0"),
+        ("tags", "dogs"),
+        ("readme", "new"),
+    ];
+    let saved = alice.post("/alice/vision-net/edit", &fields).await;
+    assert_eq!(saved.location.as_deref(), Some("/alice/vision-net"));
+    assert_eq!(hub.get_json(None, "/alice/vision-net").await.0, 401, "now private: strangers of the API need a login");
+    let stale = alice.post_raw("/alice/vision-net/delete", &[("csrf", "stale")], "text/html").await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    let deleted = alice.post("/alice/vision-net/delete", &[]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/alice"));
+    assert_eq!(alice.get("/alice/vision-net").await.status, StatusCode::NOT_FOUND);
+}
+
+async fn organizations_members_and_the_last_owner(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    let mut alice = Browser::new(&hub);
+    alice.register("alice").await;
+    let mut bob = Browser::new(&hub);
+    bob.register("bob").await;
+
+    let reserved = alice.post("/orgs/new", &[("name", "Settings"), ("slug", "settings"), ("description", "")]).await;
+    assert_eq!(reserved.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reserved.body.contains("id=\"error-slug\"") && reserved.body.contains("reserved"), "{}", reserved.body);
+    let created =
+        alice.post("/orgs/new", &[("name", "Acme <Labs>"), ("slug", "acme"), ("description", "Rockets")]).await;
+    assert_eq!(created.location.as_deref(), Some("/orgs/acme/settings?done=created"));
+    let taken = bob.post("/orgs/new", &[("name", "Acme"), ("slug", "acme"), ("description", "")]).await;
+    assert!(taken.body.contains("id=\"error-slug\""), "a taken slug is a message on its field");
+
+    // Only owners and admins see the settings; everyone else gets the 404 page.
+    assert_eq!(bob.get("/orgs/acme/settings").await.status, StatusCode::NOT_FOUND);
+    let unknown =
+        alice.post("/orgs/acme/settings", &[("action", "add"), ("username", "nobody"), ("role", "member")]).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.body.contains("id=\"error-username\"") && unknown.body.contains("value=\"nobody\""));
+    let added = alice.post("/orgs/acme/settings", &[("action", "add"), ("username", "bob"), ("role", "member")]).await;
+    assert_eq!(added.location.as_deref(), Some("/orgs/acme/settings?done=add"));
+    let page = alice.get("/acme").await;
+    assert!(page.body.contains("Acme &#60;Labs&#62;") && page.body.contains("href=\"/bob\""), "{}", page.body);
+
+    // The last owner cannot step down; the message says what to do.
+    let alice_id = hub.login("alice", PASSWORD).await.id.to_string();
+    let refused =
+        alice.post("/orgs/acme/settings", &[("action", "role"), ("user_id", &alice_id), ("role", "member")]).await;
+    assert!(refused.status.is_client_error());
+    assert!(refused.body.contains("needs at least one owner"), "{}", refused.body);
+
+    // A member publishes under the organization.
+    let published = bob
+        .post(
+            "/new",
+            &[
+                ("owner", "acme"),
+                ("name", "Acme Agent"),
+                ("description", ""),
+                ("type", "agent"),
+                ("visibility", "public"),
+                ("version", "0.1.0"),
+                ("tags", ""),
+                ("readme", ""),
+            ],
+        )
+        .await;
+    assert_eq!(published.location.as_deref(), Some("/acme/acme-agent"), "{}", published.body);
+    // Not an organization one belongs to: a message, nothing stored.
+    let mut carol = Browser::new(&hub);
+    carol.register("carol").await;
+    let foreign =
+        carol.post("/new", &[("owner", "acme"), ("name", "X"), ("type", "model"), ("visibility", "public")]).await;
+    assert!(foreign.body.contains("id=\"error-owner\""), "{}", foreign.body);
 }
