@@ -97,6 +97,9 @@ impl Hub {
         context.broker =
             RedisBroker::new(shared.clone()).map(|broker| Arc::new(broker) as Arc<dyn thub_plugin_sdk::Broker>);
         context.provide(Arc::new(thub_plugin_sdk::HostAccounts(accounts.clone())));
+        // Filled once the WebAssembly runtime runs, which starts after the built-in plugins.
+        let plugin_admin = Arc::new(thub_plugin_sdk::PluginAdminSlot::default());
+        context.provide(plugin_admin.clone());
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
         let wasm = match config.wasm.enabled {
@@ -113,6 +116,9 @@ impl Hub {
             ),
             false => None,
         };
+        if let Some(host) = &wasm {
+            plugin_admin.set(host.clone());
+        }
         let (auth_api, users_api, idp_api) = accounts::api::apis(accounts.clone());
         let apis: AllApis = (
             MetaApi::new(db.clone(), shared.clone()),

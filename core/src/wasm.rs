@@ -9,6 +9,7 @@
 //! A plugin that keeps failing is disabled; a changed plugin file is swapped in while in-flight
 //! calls finish on the old one. Only this module (and `wasm/`) knows wasmtime and WIT types.
 
+mod admin;
 pub mod api;
 mod bindings;
 pub mod entity;

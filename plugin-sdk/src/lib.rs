@@ -32,6 +32,8 @@ pub mod html;
 #[cfg(not(target_arch = "wasm32"))]
 mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
+mod plugin_admin;
+#[cfg(not(target_arch = "wasm32"))]
 mod responses;
 #[cfg(not(target_arch = "wasm32"))]
 mod secrets;
@@ -59,6 +61,8 @@ pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_re
 pub use events::{Event, EventBus};
 #[cfg(not(target_arch = "wasm32"))]
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection, PluginSections};
+#[cfg(not(target_arch = "wasm32"))]
+pub use plugin_admin::{PluginAdmin, PluginAdminSlot, WasmPluginState};
 #[cfg(not(target_arch = "wasm32"))]
 pub use responses::{NoContent, default_limit, default_skip, page};
 #[cfg(not(target_arch = "wasm32"))]

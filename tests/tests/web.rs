@@ -20,6 +20,7 @@ on_every_backend!(
     tokens_and_sessions_are_managed_from_settings,
     publishing_editing_and_deleting_endpoints,
     organizations_members_and_the_last_owner,
+    administrators_manage_webassembly_plugins,
 );
 
 const HOSTILE: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
@@ -574,4 +575,43 @@ async fn organizations_members_and_the_last_owner(backend: Backend) {
     let foreign =
         carol.post("/new", &[("owner", "acme"), ("name", "X"), ("type", "model"), ("visibility", "public")]).await;
     assert!(foreign.body.contains("id=\"error-owner\""), "{}", foreign.body);
+}
+
+async fn administrators_manage_webassembly_plugins(backend: Backend) {
+    let plugins = tempfile::tempdir().unwrap();
+    // A plugin whose component does not load: listed with its problem, and reloading it says why.
+    let broken = plugins.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("plugin.toml"),
+        "id = \"broken\"\nversion = \"0.0.1\"\napi_version = \"0.1.0\"\n\n[[routes]]\npath = \"/*\"\nmethods = [\"GET\"]\n",
+    )
+    .unwrap();
+    std::fs::write(broken.join("plugin.wasm"), "not a component").unwrap();
+    let folder = plugins.path().to_path_buf();
+    let hub = TestHub::start_with(backend, |config| config.wasm.dir = folder).await;
+
+    let mut anonymous = Browser::new(&hub);
+    assert_eq!(anonymous.get("/admin/plugins").await.location.as_deref(), Some("/login?next=/admin/plugins"));
+    let mut user = Browser::new(&hub);
+    user.register("alice").await;
+    assert_eq!(user.get("/admin/plugins").await.status, StatusCode::NOT_FOUND, "no hint for non-administrators");
+
+    let root = hub.admin("root").await;
+    let mut admin = Browser::new(&hub);
+    admin.cookies.insert("session".to_owned(), root.access.clone());
+    let page = admin.get("/admin/plugins").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<strong>broken</strong>"), "{}", page.body);
+    let disabled = admin.post("/admin/plugins", &[("id", "broken"), ("action", "disable")]).await;
+    assert_eq!(disabled.location.as_deref(), Some("/admin/plugins?done=disable&id=broken"));
+    let listed = admin.get("/admin/plugins?done=disable&id=broken").await;
+    assert!(listed.body.contains("broken is disabled.") && listed.body.contains("value=\"enable\""));
+    let reload = admin.post("/admin/plugins", &[("id", "broken"), ("action", "reload")]).await;
+    assert_eq!(reload.status, StatusCode::BAD_REQUEST);
+    assert!(reload.body.contains("did not load"), "{}", reload.body);
+    let unknown = admin.post("/admin/plugins", &[("id", "nothing"), ("action", "enable")]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let stale = admin.post_raw("/admin/plugins", &[("id", "broken"), ("action", "enable")], "text/html").await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
 }

@@ -3,7 +3,9 @@
 //! - Pages: `/` (home, when the hub folder has no `index.html`), `/explore`, `/search`,
 //!   `/{owner}` and `/{owner}/{slug}` for browsers (`Accept: text/html`; API clients keep the
 //!   registry's JSON), `POST /{owner}/{slug}/star`, `/register`, `/settings/profile`,
-//!   `/settings/password`, `/settings/tokens`, `/settings/sessions`, and a 404 page for
+//!   `/settings/password`, `/settings/tokens`, `/settings/sessions`, `/new`,
+//!   `/{owner}/{slug}/edit` (and `/delete`), `/orgs/new`, `/orgs/{slug}/settings`,
+//!   `/admin/plugins`, and a 404 page for
 //!   owner-shaped paths that are neither an owner nor a file. Assets under `/_thub/web/`.
 //! - Templates: askama, in `templates/`, checked at compile time; escaping is on for every
 //!   value, and only the registry's sanitised README HTML is marked safe.
@@ -12,9 +14,11 @@
 //!   follows Post/Redirect/Get. The session is the hub's `session` cookie.
 //! - Config: `[plugins.web]` `page_size`. Tables: none. Events: none (the services it calls emit
 //!   theirs).
-//! - Needs: the registry, stars and organizations services, and the host's [`HostAccounts`].
+//! - Needs: the registry, stars and organizations services, the host's [`HostAccounts`] and
+//!   (for `/admin/plugins`) its [`PluginAdminSlot`].
 
 mod account;
+mod admin;
 mod assets;
 mod config;
 mod discover;
@@ -32,7 +36,9 @@ use std::sync::Arc;
 use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, Request, Response};
 use thub_organizations::OrganizationService;
-use thub_plugin_sdk::{AccountDirectory, AccountService, HostAccounts, Mount, Plugin, PluginContext, PluginError};
+use thub_plugin_sdk::{
+    AccountDirectory, AccountService, HostAccounts, Mount, Plugin, PluginAdminSlot, PluginContext, PluginError,
+};
 use thub_registry::RegistryService;
 use thub_stars::StarsService;
 
@@ -48,6 +54,7 @@ pub(crate) struct Web {
     pub(crate) organizations: Arc<OrganizationService>,
     pub(crate) accounts: Option<Arc<dyn AccountService>>,
     pub(crate) directory: Arc<dyn AccountDirectory>,
+    pub(crate) plugin_admin: Option<Arc<PluginAdminSlot>>,
     pub(crate) assets: assets::Assets,
     pub(crate) config: WebConfig,
     /// The hub folder: when it has an `index.html` (a PyScript project), `/` is the project's.
@@ -90,6 +97,7 @@ impl Plugin for WebPlugin {
             organizations: context.service::<OrganizationService>()?,
             accounts: context.try_service::<HostAccounts>().map(|host| host.0.clone()),
             directory: context.accounts.clone(),
+            plugin_admin: context.try_service::<PluginAdminSlot>(),
             assets: assets::Assets::new(thub_registry::pages::highlight_css()),
             config,
             root: context.root.clone(),
@@ -104,6 +112,7 @@ impl Plugin for WebPlugin {
             ("/new".to_owned(), page(&web, |web, request| Box::pin(publish::new_endpoint(web, request)))),
             ("/orgs/new".to_owned(), page(&web, |web, request| Box::pin(orgs::new_organization(web, request)))),
             ("/orgs/:slug/settings".to_owned(), page(&web, |web, request| Box::pin(orgs::settings(web, request)))),
+            ("/admin/plugins".to_owned(), page(&web, |web, request| Box::pin(admin::plugins(web, request)))),
             ("/register".to_owned(), page(&web, |web, request| Box::pin(account::register(web, request)))),
             ("/settings/profile".to_owned(), page(&web, |web, request| Box::pin(account::profile(web, request)))),
             ("/settings/password".to_owned(), page(&web, |web, request| Box::pin(account::password(web, request)))),
