@@ -133,6 +133,9 @@ async function journeyWithScript(browser) {
   await alice.waitForURL(/type=model/);
   await alice.getByRole("link", { name: "Vision Net" }).waitFor();
   await check(alice, "explore");
+  // With script on, the header box suggests as you type.
+  await alice.getByLabel("Search endpoints", { exact: true }).pressSequentially("visi");
+  await alice.locator("#search-suggestions a", { hasText: "alice/vision-net" }).waitFor();
   await alice.getByLabel("Search endpoints", { exact: true }).fill("vision");
   await alice.getByLabel("Search endpoints", { exact: true }).press("Enter");
   await alice.waitForURL(/\/search\?q=vision/);

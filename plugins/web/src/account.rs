@@ -78,7 +78,10 @@ fn register_page(frame: &Frame, form: &RegisterForm, errors: FormErrors, status:
 
 /// `GET|POST /register`.
 pub(crate) async fn register(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     if *request.method() != Method::POST {
         let next = request.params::<NextQuery>().map(|query| query.next).unwrap_or_default();
         let form = RegisterForm { next, ..Default::default() };
@@ -185,7 +188,10 @@ fn profile_page(
 
 /// `GET|POST /settings/profile`.
 pub(crate) async fn profile(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
@@ -264,7 +270,10 @@ fn password_page(frame: &Frame, errors: FormErrors, notice: Option<&'static str>
 
 /// `GET|POST /settings/password`.
 pub(crate) async fn password(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
@@ -380,7 +389,10 @@ async fn tokens_page(
 /// `GET|POST /settings/tokens`: list, and create (the secret is shown once, on the page the
 /// POST answers; reloading it does not show it again because it is not stored).
 pub(crate) async fn tokens(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
@@ -438,7 +450,10 @@ struct CsrfForm {
 
 /// `POST /settings/tokens/{id}/revoke`.
 pub(crate) async fn revoke_token(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     if *request.method() != Method::POST {
         return frame.not_found();
     }
@@ -495,7 +510,10 @@ struct SessionForm {
 
 /// `GET|POST /settings/sessions`: list; sign out one session or every other one.
 pub(crate) async fn sessions(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,

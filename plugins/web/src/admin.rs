@@ -70,7 +70,10 @@ struct DoneQuery {
 
 /// `GET|POST /admin/plugins`.
 pub(crate) async fn plugins(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     if frame.principal.is_none() {
         return frame.redirect(&frame.login_link());
     }

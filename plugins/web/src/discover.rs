@@ -33,7 +33,10 @@ struct HomePage<'a> {
 
 /// `GET /`: what is popular and what is new.
 pub(crate) async fn home(web: Arc<Web>, request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let result: Result<HomePage, ApiError> = async {
         let listing = Listing { skip: 0, limit: HOME_CARDS, kind: None };
         let trending = web.registry.trending(listing, None).await?;
@@ -144,7 +147,10 @@ fn exploration(query: &ExploreQuery, page_size: u64) -> Result<(Exploration, u64
 
 /// `GET /explore`.
 pub(crate) async fn explore(web: Arc<Web>, request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return frame.not_found();
     }
@@ -206,7 +212,10 @@ struct SearchPage<'a> {
 
 /// `GET /search?q=`.
 pub(crate) async fn search(web: Arc<Web>, request: Request) -> Response {
-    let mut frame = Frame::new(&web, &request).await;
+    let mut frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return frame.not_found();
     }

@@ -1,14 +1,12 @@
 //! What every page shares: who is asking, the CSRF token, the asset paths, the security
 //! headers (a strict Content-Security-Policy), and the 403/404/error pages in the site's look.
 
-use std::sync::Arc;
-
 use askama::Template;
 use base64::Engine;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Request, Response};
 use subtle::ConstantTimeEq;
-use thub_plugin_sdk::{ApiError, Authenticator, Principal, current_request_id};
+use thub_plugin_sdk::{ApiError, Principal, current_request_id, optional_user};
 
 use crate::Web;
 
@@ -40,11 +38,13 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
-    /// Reads the caller and the CSRF cookie (minting a token when there is none).
-    pub(crate) async fn new(web: &Web, request: &Request) -> Self {
-        let principal = match request.data::<Arc<dyn Authenticator>>() {
-            Some(authenticator) => authenticator.authenticate(request).await.ok().flatten(),
-            None => None,
+    /// Reads the caller and the CSRF cookie (minting a token when there is none). Bad, expired
+    /// or revoked credentials make an anonymous visitor; a storage failure is the error page
+    /// (503), never "anonymous".
+    pub(crate) async fn new(web: &Web, request: &Request) -> Result<Self, Response> {
+        let (principal, failure) = match optional_user(request).await {
+            Ok(principal) => (principal, None),
+            Err(error) => (None, Some(error)),
         };
         let existing = request
             .cookie()
@@ -57,8 +57,8 @@ impl Frame {
         };
         let https = web.accounts.as_ref().is_some_and(|accounts| accounts.is_https(request))
             || request.scheme().as_str() == "https";
-        Self {
-            principal: principal.filter(|principal| principal.is_active),
+        let frame = Self {
+            principal,
             csrf,
             csrf_is_new,
             https,
@@ -66,6 +66,10 @@ impl Frame {
             js: web.assets.js_path.clone(),
             query: String::new(),
             here: request.uri().path_and_query().map_or("/", |path| path.as_str()).to_owned(),
+        };
+        match failure {
+            Some(error) => Err(frame.error(&error)),
+            None => Ok(frame),
         }
     }
 

@@ -54,7 +54,10 @@ fn new_page(frame: &Frame, form: &OrganizationForm, errors: FormErrors, status: 
 
 /// `GET|POST /orgs/new`.
 pub(crate) async fn new_organization(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
@@ -132,7 +135,10 @@ const ROLES: &[&str] = &["member", "admin", "owner"];
 /// `GET|POST /orgs/{slug}/settings`: members and roles, for owners, admins and site
 /// administrators; a 404 page for everyone else.
 pub(crate) async fn settings(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,

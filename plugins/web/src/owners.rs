@@ -116,7 +116,10 @@ impl Fallback for OwnerPages {
             Some(Target::Star(owner, slug)) => star(web, request, &owner, &slug).await,
             Some(Target::Edit(owner, slug)) => crate::publish::edit_endpoint(web, request, &owner, &slug).await,
             Some(Target::Delete(owner, slug)) => crate::publish::delete_endpoint(web, request, &owner, &slug).await,
-            None => Frame::new(&web, &request).await.not_found(),
+            None => match Frame::new(&web, &request).await {
+                Ok(frame) => frame.not_found(),
+                Err(response) => response,
+            },
         })
     }
 }
@@ -160,7 +163,10 @@ struct OwnerPage<'a> {
 }
 
 async fn owner_page(web: Arc<Web>, request: Request, owner_name: &str) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let result: Result<Option<OwnerPage>, ApiError> = async {
         let Some(owner) = web.registry.owner(owner_name).await? else { return Ok(None) };
         let viewer = web.registry.viewer(frame.principal.clone()).await?;
@@ -275,7 +281,10 @@ struct EndpointPage<'a> {
 }
 
 async fn endpoint_page(web: Arc<Web>, request: Request, owner_name: &str, slug: &str) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let base = match &web.accounts {
         Some(accounts) => accounts.public_base(&request),
         None => String::new(),
@@ -337,7 +346,10 @@ struct StarForm {
 /// `POST /{owner}/{slug}/star`: stars or unstars, then back to the page (or JSON for the
 /// script, which updates the button and count in place).
 async fn star(web: Arc<Web>, mut request: Request, owner_name: &str, slug: &str) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let body = request.take_body();
     let form: StarForm = match read_form(&request, body).await {
         Ok(form) => form,

@@ -178,7 +178,10 @@ struct NewQuery {
 
 /// `GET|POST /new`.
 pub(crate) async fn new_endpoint(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
@@ -292,7 +295,10 @@ async fn managed(
 
 /// `GET|POST /{owner}/{slug}/edit`.
 pub(crate) async fn edit_endpoint(web: Arc<Web>, mut request: Request, owner_name: &str, slug: &str) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let principal = match signed_in(&frame) {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
@@ -349,7 +355,10 @@ struct CsrfForm {
 
 /// `POST /{owner}/{slug}/delete`: then to the owner's page.
 pub(crate) async fn delete_endpoint(web: Arc<Web>, mut request: Request, owner_name: &str, slug: &str) -> Response {
-    let frame = Frame::new(&web, &request).await;
+    let frame = match Frame::new(&web, &request).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
     let body = request.take_body();
     let form: CsrfForm = match read_form(&request, body).await {
         Ok(form) => form,
