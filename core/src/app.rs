@@ -107,7 +107,7 @@ impl Hub {
                 WasmHost::start(
                     config.wasm.clone(),
                     config.wasm_dir()?,
-                    config.data_dir()?.join("wasm-cache"),
+                    config.data_dir()?.join(&config.wasm.cache_dir),
                     db.clone(),
                     events.clone(),
                     clock.clone(),

@@ -147,14 +147,17 @@ pub enum PluginAction {
         /// Plugin id.
         id: String,
     },
-    /// Create a Rust plugin crate NAME in the plugins folder (or in --dir), where a running
-    /// server loads every `cargo build` of it.
+    /// Create a plugin NAME in the plugins folder (or in --dir), where a running server loads
+    /// every build of it: a Rust crate (`cargo build`) or a Python plugin (`./build`).
     New {
         /// The plugin id and folder name (lowercase letters, digits, hyphens).
         name: String,
         /// Create it in this folder instead of the plugins folder.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// The language: rust or python.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::wasm::scaffold::Language,
         /// Path to thub-plugin-sdk (default: the one this thub was built from, if present).
         #[arg(long, value_name = "PATH")]
         sdk: Option<PathBuf>,
@@ -190,7 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let plugin_settings =
                 if reload { vec![("site", "reload", serde_json::Value::Bool(true))] } else { Vec::new() };
             sources.overrides = Overrides { host, port, plugin_settings };
-            serve(Config::load(&sources)?).await
+            serve(Config::load(&sources)?, sources).await
         }
         Command::Migrate => {
             let config = Config::load(&sources)?;
@@ -309,12 +312,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn plugin(sources: &ConfigSources, action: PluginAction) -> anyhow::Result<()> {
     match action {
-        PluginAction::New { name, dir, sdk } => {
+        PluginAction::New { name, dir, lang, sdk } => {
             let parent = match dir {
                 Some(dir) => dir,
                 None => Config::load(sources)?.wasm_dir()?,
             };
-            for line in crate::wasm::scaffold::create(&parent.join(name), sdk)? {
+            for line in crate::wasm::scaffold::create(&parent.join(name), lang, sdk)? {
                 println!("{line}");
             }
         }
@@ -370,7 +373,29 @@ async fn plugin_host(sources: &ConfigSources) -> anyhow::Result<(Hub, std::sync:
         .wasm
         .clone()
         .ok_or_else(|| anyhow::anyhow!("WebAssembly plugins are switched off ([wasm] enabled = false)"))?;
+    wait_for_plugins(&host).await;
     Ok((hub, host))
+}
+
+/// Waits until the plugins have loaded, saying on stderr every few seconds what still compiles
+/// (a big component takes seconds on a cold cache).
+async fn wait_for_plugins(host: &crate::wasm::WasmHost) {
+    let loaded = host.loaded();
+    tokio::pin!(loaded);
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut loaded => return,
+            _ = ticker.tick() => {
+                for plugin in host.list() {
+                    if let Some(progress) = plugin.progress {
+                        eprintln!("{}: {progress}", plugin.id);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A hub for one-shot commands: same database and services, logs only warnings.
@@ -409,7 +434,7 @@ fn describe(error: AccountsError) -> anyhow::Error {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, sources: ConfigSources) -> anyhow::Result<()> {
     telemetry::init(&config.log.filter);
     let started = Instant::now();
     // A configuration mistake is reported before anything else happens.
@@ -425,6 +450,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let hub = Hub::build(config).await?;
+    if let Some(wasm) = &hub.wasm {
+        // `thub plugin reload` (or a changed plugin) re-reads the grants: no restart needed.
+        wasm.read_grants_from(Box::new(move || Ok(Config::load(&sources)?.wasm.grants)));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         address = %address,

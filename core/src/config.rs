@@ -306,6 +306,18 @@ pub struct WasmConfig {
     pub max_response_bytes: usize,
     /// Shortest interval of a scheduled task, in seconds.
     pub min_schedule_seconds: u64,
+    /// Compiled components, cached across restarts. Relative paths are relative to the data
+    /// folder.
+    pub cache_dir: PathBuf,
+    /// Largest component loaded, in MiB (Python and JavaScript components are 12–18 MiB).
+    pub max_component_mb: u64,
+    /// Instances alive at once across all plugins, pre-reserved in the pooling allocator (each
+    /// slot reserves address space, committed only when used). 0 allocates on demand instead.
+    pub pool_instances: u32,
+    /// KiB of each freed instance memory kept mapped and zeroed by hand for the next call.
+    pub pool_keep_resident_kb: usize,
+    /// Middleware plugins listed here run first, in this order; the others after, by id.
+    pub middleware_order: Vec<String>,
     /// What each plugin may do, by plugin id. Nothing is granted by default: an ungranted
     /// plugin can only log.
     pub grants: std::collections::BTreeMap<String, WasmGrant>,
@@ -326,6 +338,11 @@ impl Default for WasmConfig {
             max_request_bytes: 1 << 20,
             max_response_bytes: 4 << 20,
             min_schedule_seconds: 60,
+            cache_dir: PathBuf::from("wasm-cache"),
+            max_component_mb: 32,
+            pool_instances: 128,
+            pool_keep_resident_kb: 1024,
+            middleware_order: Vec::new(),
             grants: std::collections::BTreeMap::new(),
         }
     }
@@ -341,6 +358,9 @@ pub struct WasmGrant {
     pub http_hosts: Vec<String>,
     /// Let outbound HTTP reach private and loopback addresses (off: SSRF protection).
     pub allow_private_network: bool,
+    /// Its middleware is critical: when it fails, times out or is not ready yet, requests are
+    /// refused (503) instead of let through.
+    pub fail_closed: bool,
     /// Values for the config keys the manifest declares; `${env:NAME}` or `${file:PATH}` keep
     /// secrets out of this file. Literal values are not printed.
     #[serde(serialize_with = "thub_plugin_sdk::serialize_redacted")]

@@ -41,7 +41,8 @@ pub struct Health {
 /// `GET /ready`.
 #[derive(Debug, Object)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`, `degraded` (Redis does not answer: served on this instance's state) or
+    /// `unavailable` (the database does not answer).
     pub status: String,
     /// `ok` or `unreachable`.
     pub database: String,
@@ -51,10 +52,10 @@ pub struct Readiness {
 
 #[derive(ApiResponse)]
 enum ReadyResponse {
-    /// Every dependency answers.
+    /// The database answers (Redis may not: requests are then served on this instance's state).
     #[oai(status = 200)]
     Ready(Json<Readiness>),
-    /// A dependency does not answer.
+    /// The database does not answer.
     #[oai(status = 503)]
     Unavailable(Json<Readiness>),
 }
@@ -67,13 +68,20 @@ impl MetaApi {
         Json(Health { status: "healthy".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() })
     }
 
-    /// Readiness: 200 when the database (and Redis, if configured) answer, 503 otherwise.
+    /// Readiness: 200 when the database answers, 503 otherwise. A Redis that does not answer
+    /// shows as `degraded`, not as unready: taking every instance out of the balancer because
+    /// a cache is away would turn a slower hub into no hub.
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self) -> ReadyResponse {
         let database = storage::ping(&self.db).await;
         let redis = self.shared.ping().await;
+        let status = match (database, redis) {
+            (false, _) => "unavailable",
+            (true, Some(false)) => "degraded",
+            (true, _) => "ready",
+        };
         let readiness = Readiness {
-            status: if database && redis != Some(false) { "ready" } else { "unavailable" }.to_owned(),
+            status: status.to_owned(),
             database: if database { "ok" } else { "unreachable" }.to_owned(),
             redis: match redis {
                 None => "disabled",
@@ -82,10 +90,6 @@ impl MetaApi {
             }
             .to_owned(),
         };
-        if database && redis != Some(false) {
-            ReadyResponse::Ready(Json(readiness))
-        } else {
-            ReadyResponse::Unavailable(Json(readiness))
-        }
+        if database { ReadyResponse::Ready(Json(readiness)) } else { ReadyResponse::Unavailable(Json(readiness)) }
     }
 }

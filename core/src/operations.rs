@@ -212,7 +212,10 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
     match config.redis.url.expose() {
         "" => note(true, "redis", "not configured: shared state stays in this process (one instance only)".to_owned()),
         url => match crate::shared::Shared::connect(url, &config.redis.key_prefix).await {
-            Ok(_) => note(true, "redis", format!("{}: answers", storage::redact_url(url))),
+            Ok(shared) if shared.ping().await == Some(true) => {
+                note(true, "redis", format!("{}: answers", storage::redact_url(url)));
+            }
+            Ok(_) => note(false, "redis", format!("{}: does not answer", storage::redact_url(url))),
             Err(error) => note(false, "redis", error.to_string()),
         },
     }

@@ -62,7 +62,9 @@ impl Shared {
         }
     }
 
-    /// Redis-backed state; fails with one clear line if Redis does not answer.
+    /// Redis-backed state. An invalid URL is an error; a Redis that does not answer yet is not:
+    /// the instance starts on its own state (logged) and uses Redis as soon as it answers, so
+    /// an instance restarted during an outage does not stay down with it.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let shown = redact_url(url);
         let client = redis::Client::open(url).map_err(|error| anyhow::anyhow!("invalid Redis URL {shown}: {error}"))?;
@@ -70,15 +72,15 @@ impl Shared {
             .set_number_of_retries(1)
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)));
-        let mut manager = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|error| anyhow::anyhow!("cannot connect to Redis {shown}: {error}"))?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut manager)
-            .await
-            .map_err(|error| anyhow::anyhow!("Redis {shown} does not answer: {error}"))?;
-        Ok(Self::with(Some(manager), Some(client), prefix.to_owned()))
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|error| anyhow::anyhow!("cannot use Redis {shown}: {error}"))?;
+        let shared = Self::with(Some(manager), Some(client), prefix.to_owned());
+        if shared.ping().await != Some(true) {
+            tracing::warn!(redis = %shown, "redis does not answer; starting on this instance's state until it does");
+            *shared.redis_down_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                Some(Instant::now() + REDIS_BACKOFF);
+        }
+        Ok(shared)
     }
 
     /// `None` without Redis; otherwise whether Redis answers a PING.
@@ -319,13 +321,28 @@ impl Broker for RedisBroker {
         let pattern = format!("{key_prefix}{prefix}*");
         let (sender, receiver) = mpsc::channel(1024);
         // The first subscription must be live before this returns, so nothing published after
-        // it is missed; later reconnects happen in the background.
-        let mut pubsub =
-            client.get_async_pubsub().await.map_err(|error| ApiError::internal(format!("redis subscribe: {error}")))?;
-        pubsub.psubscribe(&pattern).await.map_err(|error| ApiError::internal(format!("redis psubscribe: {error}")))?;
+        // it is missed; when Redis does not answer yet, and after every loss, the subscription
+        // is renewed in the background.
+        let first = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.psubscribe(&pattern).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        let first = match first {
+            Ok(Ok(pubsub)) => Some(pubsub),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "redis subscription not live yet; channel fan-out is local until it is");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("redis subscription timed out; channel fan-out is local until it is live");
+                None
+            }
+        };
         tokio::spawn(async move {
-            let mut pubsub = Some(pubsub);
-            let mut lost = false;
+            let mut lost = first.is_none();
+            let mut pubsub = first;
             loop {
                 if let Some(mut live) = pubsub.take() {
                     let mut messages = live.on_message();

@@ -150,6 +150,130 @@ fn the_access_log_samples_successes_and_keeps_every_failure() {
 }
 
 #[test]
+fn security_decisions_are_audit_events_without_secrets() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut child = thub(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).expect("a start-up line");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event.get("address").and_then(|value| value.as_str()) {
+            break address.to_owned();
+        }
+    };
+    let body = r#"{"username":"audrey","email":"audrey@example.com","full_name":"A","password":"Str0ng-pass"}"#;
+    assert!(http_post_json(&address, "/api/v1/auth/register", body).starts_with("HTTP/1.1 201"));
+    let failed = http_post_form(&address, "/api/v1/auth/login", "username=audrey&password=Wr0ng-guess");
+    assert!(failed.starts_with("HTTP/1.1 401"), "{failed}");
+    let ok = http_post_form(&address, "/api/v1/auth/login", "username=audrey&password=Str0ng-pass");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let token = ok.split("\"access_token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let logout = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/auth/logout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(logout.starts_with("HTTP/1.1 204"), "{logout}");
+    assert!(terminate(&mut child).success());
+
+    let all: Vec<String> = lines.try_iter().collect();
+    let audit: Vec<serde_json::Value> = all
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event.get("audit").is_some())
+        .collect();
+    let kinds: Vec<&str> = audit.iter().map(|event| event["audit"].as_str().unwrap()).collect();
+    for expected in ["token.minted", "login.failed", "login.succeeded", "session.revoked"] {
+        assert!(kinds.contains(&expected), "{expected} in {kinds:?}");
+    }
+    let failed = audit.iter().find(|event| event["audit"] == "login.failed").unwrap();
+    assert_eq!(failed["reason"], "wrong_password");
+    assert_eq!(failed["client"], "127.0.0.1");
+    assert_eq!(failed["target"], "thub::audit");
+    let everything = all.join("\n");
+    assert!(!everything.contains("Str0ng-pass") && !everything.contains("Wr0ng-guess"), "no passwords");
+    assert!(!everything.contains(&token), "no tokens");
+}
+
+#[test]
+fn a_malformed_forwarded_header_and_the_connection_cap_are_logged_once() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("thub.toml"),
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\nmax_connections = 2\n",
+    )
+    .unwrap();
+    let mut child = thub(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).expect("a start-up line");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event.get("address").and_then(|value| value.as_str()) {
+            break address.to_owned();
+        }
+    };
+    let get_with = |header: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(stream, "GET /health HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    for _ in 0..3 {
+        assert!(get_with("Forwarded: for=\"[garbage").starts_with("HTTP/1.1 200"), "ignored, not refused");
+    }
+    // Two idle connections fill the cap; a third waits and the limit is logged.
+    let _first = std::net::TcpStream::connect(&address).unwrap();
+    let _second = std::net::TcpStream::connect(&address).unwrap();
+    let _third = std::net::TcpStream::connect(&address).unwrap();
+    let mut logged_cap = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !logged_cap && std::time::Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            logged_cap |= line.contains("connection limit reached");
+            seen.push(line);
+        }
+    }
+    assert!(logged_cap, "the cap is logged: {seen:?}");
+    drop((_first, _second, _third));
+    assert!(terminate(&mut child).success());
+    seen.extend(lines.try_iter());
+    let malformed = seen.iter().filter(|line| line.contains("malformed Forwarded")).count();
+    assert_eq!(malformed, 1, "logged once, not per request: {seen:?}");
+}
+
+#[test]
 fn unknown_config_key_is_one_line_naming_it() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("thub.toml"), "[server]\nprot = 8001\n").unwrap();

@@ -438,6 +438,9 @@ enabled = false
     for instance in &cluster.instances {
         assert_eq!(cluster.me(&instance.url("/api/v1/auth/me"), &during).await, Some(200), "served without Redis");
     }
+    let ready = cluster.http.get(cluster.nginx.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "instances stay in the balancer while Redis is away");
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "degraded");
     let logout = cluster.http.post(cluster.instances[2].url("/api/v1/auth/logout")).bearer_auth(&during).send().await;
     assert_eq!(logout.unwrap().status(), 204);
     for instance in &cluster.instances {

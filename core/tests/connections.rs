@@ -112,7 +112,8 @@ async fn a_slowloris_client_is_closed_at_the_header_deadline() {
                 return;
             }
             let mut probe = [0u8; 1];
-            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(100), slow.read(&mut probe)).await {
+            let read = tokio::time::timeout(Duration::from_millis(100), slow.read(&mut probe)).await;
+            if let Ok(Ok(0) | Err(_)) = read {
                 return;
             }
         }

@@ -58,7 +58,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(not(target_arch = "wasm32"))]
 pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_request_id, with_request_id};
 #[cfg(not(target_arch = "wasm32"))]
-pub use events::{Event, EventBus};
+pub use events::{Event, EventBus, EventOutbox, Recorded};
 #[cfg(not(target_arch = "wasm32"))]
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection, PluginSections};
 #[cfg(not(target_arch = "wasm32"))]

@@ -174,3 +174,42 @@ async fn instances_starting_together_make_one_signing_key(backend: Backend) {
     let count: i64 = row.try_get("", "n").unwrap();
     assert_eq!(count, 1, "one signing key for instances that started together");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_during_an_outage_joins_when_redis_returns() {
+    let Some(mut redis) = own_redis().await else { return };
+    let url = redis.url();
+    redis.kill();
+    let hub = TestHub::start_at_now_with(Backend::Sqlite, move |config| {
+        config.redis.url = thub_core::config::Secret::new(url);
+    })
+    .await;
+    let alice = hub.register("alice").await;
+    assert_eq!(me(&hub.client(), &alice.bearer()).await, StatusCode::OK, "serves on its own state");
+    // Still ready for the balancer, and says why it is degraded.
+    let ready = hub.client().get("/ready").send().await;
+    ready.assert_status_is_ok();
+    let body: serde_json::Value = ready.0.into_body().into_json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["redis"], "unreachable");
+
+    assert!(redis.restart().await);
+    let mut probe = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut reached = false;
+    for attempt in 0..40 {
+        hub.client()
+            .post("/api/v1/auth/login")
+            .content_type("application/x-www-form-urlencoded")
+            .body(format!("username=ghost{attempt}&password=wrong-one"))
+            .send()
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*limit:*").query_async(&mut probe).await.unwrap();
+        if !keys.is_empty() {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reached, "shared state reaches Redis once it answers");
+}

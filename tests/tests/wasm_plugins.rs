@@ -64,6 +64,9 @@ impl PluginHub {
             configure(config);
         })
         .await;
+        if let Some(host) = &hub.hub.wasm {
+            host.loaded().await;
+        }
         Self { hub, plugins }
     }
 
@@ -347,8 +350,9 @@ async fn failed_deliveries_are_retried_with_backoff_then_dead_lettered() {
     let row = hub.outbox().await.remove(0);
     assert!(row.last_error.as_deref().unwrap_or_default().contains("kv is not granted"), "{row:?}");
     assert!(!row.dead);
-    // Nothing happens before the backoff has passed…
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Nothing happens before the backoff has passed: a whole round finds nothing due…
+    let host = hub.hub.hub.wasm.clone().unwrap();
+    host.run_due_work().await;
     assert_eq!(hub.outbox().await[0].attempts, 1);
     // …and every later attempt waits longer, until the event is set aside.
     let mut attempts = 1;
@@ -360,7 +364,7 @@ async fn failed_deliveries_are_retried_with_backoff_then_dead_lettered() {
     let row = hub.outbox().await.remove(0);
     assert!(row.dead, "{row:?}");
     hub.hub.clock.advance(chrono::Duration::seconds(4000));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    host.run_due_work().await;
     assert_eq!(hub.outbox().await[0].attempts, 8, "dead letters are not retried");
     // A failing event handler is the plugin's answer, not a crash: the plugin still serves.
     assert_eq!(hub.get(None, "/plugins/events/stats").await.0, 200);
@@ -379,20 +383,32 @@ async fn scheduled_tasks_run_when_granted() {
         config.wasm.grants.insert("events".to_owned(), grant(&["kv", "tasks"]));
     })
     .await;
-    eventually("the task ran twice", 15, || async {
+    async fn ticks(hub: &PluginHub) -> u64 {
         let (_, stats) = hub.get(None, "/plugins/events/stats").await;
-        serde_json::from_str::<Value>(&stats).unwrap()["tick"].as_u64().unwrap() >= 2
-    })
-    .await;
+        serde_json::from_str::<Value>(&stats).unwrap()["tick"].as_u64().unwrap()
+    }
+    // The schedule runs on the hub's clock: a round sees the task, and it is due one interval
+    // later, however long the test itself takes.
+    let host = hub.hub.hub.wasm.clone().unwrap();
+    host.run_due_work().await;
+    for expected in 1..=2 {
+        hub.hub.clock.advance(chrono::Duration::seconds(1));
+        host.run_due_work().await;
+        eventually("the task ran", 10, || async { ticks(&hub).await >= expected }).await;
+    }
 
     let ungranted = PluginHub::start(Backend::Sqlite, every_second, |config| {
         config.wasm.min_schedule_seconds = 1;
         config.wasm.grants.insert("events".to_owned(), grant(&["kv"]));
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (_, stats) = ungranted.get(None, "/plugins/events/stats").await;
-    assert!(stats.ends_with("\"tick\": 0}"), "{stats}");
+    let host = ungranted.hub.hub.wasm.clone().unwrap();
+    for _ in 0..3 {
+        host.run_due_work().await;
+        ungranted.hub.clock.advance(chrono::Duration::hours(1));
+    }
+    host.run_due_work().await;
+    assert_eq!(ticks(&ungranted).await, 0, "tasks need their grant");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -739,7 +755,6 @@ async fn hostile_components_are_contained() {
             502,
         ),
         ("grow-forever", raw_plugin("(loop $more (drop (memory.grow (i32.const 16))) (br $more))", OK), 504),
-        ("big-memory", big_memory, 502),
         ("stack-overflow", recursion, 502),
         ("unreachable", raw_plugin("unreachable", OK), 502),
         ("divide-by-zero", raw_plugin("(drop (i32.div_u (i32.const 1) (i32.const 0)))", OK), 502),
@@ -751,6 +766,9 @@ async fn hostile_components_are_contained() {
     ];
     // (id, world, component, words the load error must contain) for components refused at load.
     let refused: Vec<(&str, &str, String, &str)> = vec![
+        // The instance pool's memories are capped at `memory_mb`: too big an initial memory is
+        // refused when the plugin loads, before any call.
+        ("big-memory", "raw", big_memory, "memory"),
         ("garbage", "raw", "\0asm\u{1}\0\0\0garbage".to_owned(), "not a valid component"),
         (
             "wrong-signature",
@@ -844,17 +862,9 @@ async fn plugins_can_be_switched_off_entirely() {
 
 // ----- the command line -----
 
-/// The `thub` binary Cargo built next to this test's executable.
-fn thub_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("thub");
-    assert!(binary.is_file(), "build the thub binary first (cargo build), looked at {}", binary.display());
-    binary
-}
-
 /// Runs `thub ARGS` in `folder`; returns success and what it printed.
 fn thub(folder: &Path, args: &[&str]) -> (bool, String) {
-    let mut command = std::process::Command::new(thub_binary());
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_thub-cli"));
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("THUB_")) {
         command.env_remove(name);
     }
@@ -929,7 +939,362 @@ async fn a_new_plugin_crate_builds_and_serves() {
         config.wasm.grants.insert("greeter".to_owned(), grant(&["kv"]));
     })
     .await;
+    hub.hub.wasm.as_ref().unwrap().loaded().await;
     let alice = hub.register("alice").await;
     let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
     assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+}
+
+// ----- Python plugins (examples/wasm-python, built with componentize-py) -----
+
+/// A compile cache shared by the tests that load the 18 MB Python component: each such test
+/// would otherwise compile it again.
+fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_plugin_uses_kv_config_events_and_http_and_is_contained() {
+    #[poem::handler]
+    fn data() -> &'static str {
+        "upstream says hi"
+    }
+    let upstream = thub_tests::TestServer::start(poem::Route::new().at("/data", poem::get(data))).await;
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "pyhello"),
+        |config| {
+            let mut granted = grant(&["kv", "config", "events", "emit", "http"]);
+            granted.config.insert("greeting".to_owned(), "hi".to_owned());
+            granted.http_hosts = vec!["127.0.0.1".to_owned()];
+            granted.allow_private_network = true;
+            config.wasm.grants.insert("pyhello".to_owned(), granted);
+            config.wasm.cache_dir = shared_cache();
+            config.wasm.request_timeout_ms = 3000;
+            config.wasm.failure_threshold = 1000;
+        },
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    assert_eq!(hub.plugin(&admin, "pyhello").await["state"], "serving");
+    let alice = hub.hub.register("alice").await;
+
+    // kv and config.
+    assert_eq!(hub.get(Some(&alice), "/plugins/pyhello/hello").await, (200, "hi, alice (greeting #1)".to_owned()));
+    assert_eq!(hub.get(Some(&alice), "/plugins/pyhello/hello").await, (200, "hi, alice (greeting #2)".to_owned()));
+    assert_eq!(hub.get(None, "/plugins/pyhello/hello").await.0, 401);
+
+    // Events, from the outbox, answered with the plugin's own event.
+    let mut bus = hub.hub.hub.events.subscribe();
+    hub.hub.register("bob").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, stats) = hub.get(None, "/plugins/pyhello/stats").await;
+        // root (the administrator), alice and bob.
+        if serde_json::from_str::<Value>(&stats).is_ok_and(|stats| stats["user.registered"] == 3) {
+            break;
+        }
+        let pending = hub.outbox().await;
+        assert!(Instant::now() < deadline, "the Python plugin did not count the registrations: {stats}; {pending:?}");
+        // A failed delivery is retried after its backoff, on the hub's clock.
+        if pending.iter().any(|row| row.attempts > 0) {
+            eprintln!("a delivery failed and is retried: {pending:?}");
+            hub.hub.clock.advance(chrono::Duration::seconds(60));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), bus.recv()).await.unwrap().unwrap();
+        if event.kind == "plugin.pyhello.seen" {
+            assert_eq!(event.data["kind"], "user.registered");
+            break;
+        }
+    }
+
+    // Outbound HTTP: a granted host answers; any other is refused by the host.
+    let (status, body) = hub.get(None, &format!("/plugins/pyhello/fetch?{}", upstream.url("/data"))).await;
+    assert_eq!((status, body.as_str()), (200, "upstream says hi"));
+    let (status, body) = hub.get(None, "/plugins/pyhello/fetch?http://example.com/").await;
+    assert_eq!((status, body.as_str()), (403, "refused: host example.com is not granted"));
+
+    // Misbehaviour: each is contained, the plugin's next call and the hub go on.
+    for (how, expected) in [("loop", 504), ("bomb", 502), ("raise", 502), ("import", 502), ("forbidden-call", 502)] {
+        let (status, body) = hub.get(None, &format!("/plugins/pyhello/misbehave/{how}")).await;
+        assert_eq!(status, expected, "{how}: {body}");
+        assert!(!body.contains("Traceback") && !body.contains("wasm"), "internals stay in the log: {body}");
+        assert_eq!(hub.get(None, "/health").await.0, 200, "after {how}");
+        let (status, stats) = hub.get(None, "/plugins/pyhello/stats").await;
+        assert_eq!(status, 200, "after {how}: {stats}");
+    }
+    let plugin = hub.plugin(&admin, "pyhello").await;
+    assert_eq!(plugin["errors"], 5, "{plugin}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_compile_in_the_background_while_the_hub_serves() {
+    // A cold cache: the Python component compiles for seconds; a broken plugin beside it.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    let setup = |plugins: &Path| {
+        install(plugins, "pyhello");
+        install_wat(plugins, "garbage", "raw", "\0asm\u{1}\0\0\0garbage");
+    };
+    let configure = |config: &mut Config| {
+        config.wasm.cache_dir = cache_dir.clone();
+        config.wasm.grants.insert("pyhello".to_owned(), grant(&["kv"]));
+    };
+    let plugins = tempfile::tempdir().unwrap();
+    setup(plugins.path());
+    let dir = plugins.path().to_path_buf();
+    let started = Instant::now();
+    let hub = TestHub::start_with(Backend::Sqlite, |config| {
+        config.wasm.dir = dir.clone();
+        configure(config);
+    })
+    .await;
+    let host = hub.hub.wasm.clone().unwrap();
+    assert_eq!(hub.get_json(None, "/health").await.0, 200);
+    let built_and_answered = started.elapsed();
+    let admin = hub.admin("root").await;
+    let (_, list) = hub.get_json(Some(&admin), "/api/v1/plugins").await;
+    let pyhello = list.as_array().unwrap().iter().find(|plugin| plugin["id"] == "pyhello").unwrap().clone();
+    assert_eq!(pyhello["state"], "compiling", "{pyhello}");
+    assert!(pyhello["progress"].as_str().unwrap().starts_with("compiling 17."), "{pyhello}");
+    assert!(pyhello["routes"].as_array().unwrap().contains(&json!("GET /plugins/pyhello/stats")), "{pyhello}");
+    // Its routes say when to come back; unknown ones are still 404.
+    let response = hub.client().get("/plugins/pyhello/stats").send().await;
+    assert_eq!(response.0.status().as_u16(), 503);
+    assert_eq!(response.0.headers()["retry-after"], "2");
+    let body = response.0.into_body().into_string().await.unwrap();
+    assert_eq!(error_code(&body), "plugins.compiling", "{body}");
+    assert_eq!(hub.get_json(None, "/plugins/pyhello/nope").await.0, 404);
+    // The broken one is reported at once, not after the big one.
+    let garbage = list.as_array().unwrap().iter().find(|plugin| plugin["id"] == "garbage").unwrap().clone();
+    assert_eq!(garbage["state"], "failed", "{garbage}");
+    assert!(garbage["problem"].as_str().unwrap().contains("not a valid component"), "{garbage}");
+
+    host.loaded().await;
+    let compiled_in = started.elapsed();
+    assert_eq!(hub.get_json(None, "/plugins/pyhello/stats").await.0, 200);
+    assert!(built_and_answered < compiled_in / 4, "answered in {built_and_answered:?}, compiled in {compiled_in:?}");
+
+    // A restart finds the compiled code in the cache.
+    drop(hub);
+    let restarted = TestHub::start_with(Backend::Sqlite, |config| {
+        config.wasm.dir = dir.clone();
+        configure(config);
+    })
+    .await;
+    let host = restarted.hub.wasm.clone().unwrap();
+    let pyhello = host.list().into_iter().find(|plugin| plugin.id == "pyhello").unwrap();
+    assert!(
+        pyhello.state == "serving"
+            || pyhello.progress.as_deref().is_some_and(|progress| progress.contains("from the cache")),
+        "{pyhello:?}"
+    );
+    let restart = Instant::now();
+    host.loaded().await;
+    assert!(restart.elapsed() < compiled_in / 4, "cached load took {:?}", restart.elapsed());
+    assert_eq!(restarted.get_json(None, "/plugins/pyhello/stats").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugins_are_refused_with_reasons() {
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| {
+            install(plugins, "pyhello");
+            // A route under another plugin's prefix.
+            install_wat(plugins, "squatter", "raw", "(component)");
+            let manifest = plugins.join("squatter/plugin.toml");
+            let text =
+                std::fs::read_to_string(&manifest).unwrap().replace("path = \"/*\"", "path = \"/plugins/pyhello/x\"");
+            std::fs::write(manifest, text).unwrap();
+        },
+        |config| config.wasm.max_component_mb = 4,
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    let pyhello = hub.plugin(&admin, "pyhello").await;
+    let problem = pyhello["problem"].as_str().unwrap();
+    assert!(problem.contains("this host loads at most 4 MiB (wasm.max_component_mb)"), "{problem}");
+    let squatter = hub.plugin(&admin, "squatter").await;
+    let problem = squatter["problem"].as_str().unwrap();
+    assert!(problem.contains("squatter") && problem.contains("belongs to plugin pyhello"), "{problem}");
+
+    // The build script without componentize-py says how to install it.
+    let python =
+        std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = String::from_utf8(python.stdout).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm-python/build");
+    let output = std::process::Command::new(python.trim()).arg(script).env("PATH", empty.path()).output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(printed.contains("componentize-py is not installed"), "{printed}");
+    assert!(printed.contains("python3 -m pip install 'componentize-py==0.25.1'"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_python_plugin_builds_and_serves() {
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let (ok, printed) = thub(plugins.path(), &["plugin", "new", "greeter", "--lang", "python", "--dir", dir]);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("./build"), "{printed}");
+    let folder = plugins.path().join("greeter");
+    for file in ["app.py", "plugin.toml", "build", "wit/plugin.wit"] {
+        assert!(folder.join(file).is_file(), "{file}");
+    }
+    let output = std::process::Command::new(folder.join("build")).current_dir(&folder).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(folder.join("stubs/wit_world/imports/kv.py").is_file(), "typed stubs");
+    assert!(folder.join("plugin.wasm").is_file());
+
+    let plugins_dir = plugins.path().to_path_buf();
+    let hub = TestHub::start_with(Backend::Sqlite, |config| {
+        config.wasm.dir = plugins_dir;
+        config.wasm.cache_dir = shared_cache();
+        config.wasm.grants.insert("greeter".to_owned(), grant(&["kv"]));
+    })
+    .await;
+    hub.hub.wasm.as_ref().unwrap().loaded().await;
+    let alice = hub.register("alice").await;
+    let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
+    assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+}
+
+// ----- JavaScript plugins (examples/wasm-js, built with componentize-js) -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_plugin_serves_and_is_contained() {
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "jshello"),
+        |config| {
+            let mut granted = grant(&["kv", "config", "events", "emit"]);
+            granted.config.insert("greeting".to_owned(), "hey".to_owned());
+            config.wasm.grants.insert("jshello".to_owned(), granted);
+            config.wasm.cache_dir = shared_cache();
+            config.wasm.request_timeout_ms = 3000;
+        },
+    )
+    .await;
+    let alice = hub.hub.register("alice").await;
+    assert_eq!(hub.get(Some(&alice), "/plugins/jshello/hello").await, (200, "hey, alice (greeting #1)".to_owned()));
+    assert_eq!(hub.get(Some(&alice), "/plugins/jshello/hello").await, (200, "hey, alice (greeting #2)".to_owned()));
+    eventually("the JavaScript plugin counted the registration", 30, || async {
+        hub.get(None, "/plugins/jshello/stats").await == (200, r#"{"user.registered":1}"#.to_owned())
+    })
+    .await;
+    for (how, expected) in [("loop", 504), ("throw", 502)] {
+        let (status, body) = hub.get(None, &format!("/plugins/jshello/misbehave/{how}")).await;
+        assert_eq!(status, expected, "{how}: {body}");
+        assert_eq!(hub.get(None, "/health").await.0, 200, "after {how}");
+        assert_eq!(hub.get(None, "/plugins/jshello/stats").await.0, 200, "after {how}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reads_the_grants_again() {
+    let hub = PluginHub::start(Backend::Sqlite, |plugins| install(plugins, "hello"), |_| {}).await;
+    let host = hub.hub.hub.wasm.clone().unwrap();
+    // The operator's file, as `thub serve` reads it again on every reload.
+    let grants = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let source = grants.clone();
+    host.read_grants_from(Box::new(move || Ok(source.lock().unwrap().clone())));
+    let admin = hub.hub.admin("root").await;
+    let alice = hub.hub.register("alice").await;
+    let (status, body) = hub.get(Some(&alice), "/plugins/hello/greet").await;
+    assert_eq!((status, error_code(&body).as_str()), (502, "plugins.failed"), "kv is not granted yet: {body}");
+
+    grants.lock().unwrap().insert("hello".to_owned(), grant(&["kv"]));
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/hello/reload", json!({})).await.0, 204);
+    assert_eq!(hub.get(Some(&alice), "/plugins/hello/greet").await, (200, "hello, alice! visit #1".to_owned()));
+
+    grants.lock().unwrap().clear();
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/hello/reload", json!({})).await.0, 204);
+    assert_eq!(hub.get(Some(&alice), "/plugins/hello/greet").await.0, 502, "revoked without a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middleware_runs_in_the_operators_order_and_may_fail_closed() {
+    // Two copies of the maintenance plugin: `gate` runs first and is critical.
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| {
+            install(plugins, "maintenance");
+            install(plugins, "maintenance");
+            std::fs::rename(plugins.join("maintenance"), plugins.join("gate")).unwrap();
+            let manifest = plugins.join("gate/plugin.toml");
+            let text = std::fs::read_to_string(&manifest).unwrap().replace("id = \"maintenance\"", "id = \"gate\"");
+            std::fs::write(manifest, text).unwrap();
+            install(plugins, "maintenance");
+        },
+        |config| {
+            config.wasm.middleware_order = vec!["gate".to_owned()];
+            config.wasm.grants.insert("maintenance".to_owned(), grant(&["kv", "middleware"]));
+            let mut gate = grant(&["kv", "middleware"]);
+            gate.fail_closed = true;
+            config.wasm.grants.insert("gate".to_owned(), gate);
+        },
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    for id in ["gate", "maintenance"] {
+        let (status, ..) = hub.send(Method::PUT, Some(&admin), &format!("/plugins/{id}/mode"), "on", &[]).await;
+        assert_eq!(status, 204);
+    }
+    let calls = |plugin: Value| plugin["calls"].as_u64().unwrap();
+    let (gate_before, maintenance_before) =
+        (calls(hub.plugin(&admin, "gate").await), calls(hub.plugin(&admin, "maintenance").await));
+    let endpoint = json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"});
+    let (status, body) = hub.hub.post_json(Some(&admin), "/api/v1/endpoints", endpoint.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("maintenance")), "{body}");
+    assert_eq!(calls(hub.plugin(&admin, "gate").await), gate_before + 1, "gate answered first");
+    assert_eq!(calls(hub.plugin(&admin, "maintenance").await), maintenance_before, "and alone");
+
+    for id in ["gate", "maintenance"] {
+        let (status, ..) = hub.send(Method::PUT, Some(&admin), &format!("/plugins/{id}/mode"), "off", &[]).await;
+        assert_eq!(status, 204);
+    }
+    // A fail-open middleware that cannot run lets requests through…
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/maintenance/disable", json!({})).await.0, 204);
+    assert_eq!(hub.hub.get_json(Some(&admin), "/api/v1/endpoints").await.0, 200);
+    // …a fail-closed one refuses them until it runs again.
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/gate/disable", json!({})).await.0, 204);
+    let (status, body) = hub.hub.get_json(Some(&admin), "/api/v1/endpoints").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("plugins.middleware_unavailable")), "{body}");
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/gate/enable", json!({})).await.0, 204);
+    assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/endpoints", endpoint).await.0, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_outbox_in_the_transaction_of_their_change() {
+    // `events` without `kv`: deliveries fail, so rows stay where the test can see them.
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "events"),
+        |config| {
+            config.wasm.grants.insert("events".to_owned(), grant(&["events"]));
+        },
+    )
+    .await;
+    // The row is there the moment the registration answers: no background round copied it.
+    let alice = hub.hub.register("alice").await;
+    let kinds = |rows: Vec<outbox::Model>| -> Vec<String> {
+        rows.iter().map(|row| serde_json::from_str::<Value>(&row.event).unwrap()["kind"].to_string()).collect()
+    };
+    assert_eq!(kinds(hub.outbox().await), ["\"user.registered\""]);
+    hub.hub.endpoint(&alice, json!({"name": "Model", "type": "model", "visibility": "public"})).await;
+    assert_eq!(kinds(hub.outbox().await), ["\"user.registered\"", "\"endpoint.created\""]);
+    // A change that fails records nothing: the slug is taken, the transaction never commits.
+    let (status, _) = hub
+        .hub
+        .post_json(Some(&alice), "/api/v1/endpoints", json!({"name": "Model", "slug": "model", "type": "model"}))
+        .await;
+    assert_eq!(status, 400);
+    // Rounds copy bus events; they must not copy a recorded one a second time.
+    hub.hub.hub.wasm.clone().unwrap().run_due_work().await;
+    assert_eq!(kinds(hub.outbox().await), ["\"user.registered\"", "\"endpoint.created\""]);
 }

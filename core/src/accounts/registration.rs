@@ -1,7 +1,7 @@
 //! Registration and password login: creating accounts, checking passwords (rate limits,
 //! timing-safe unknown users, hash upgrades), changing and resetting passwords.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::json;
 use thub_plugin_sdk::{AuthMethod, Principal, Role};
 
@@ -72,6 +72,7 @@ impl Accounts {
         role: Role,
     ) -> Result<user::Model, AccountsError> {
         let now = self.clock.now();
+        let transaction = self.db.begin().await?;
         let inserted = user::ActiveModel {
             username: Set(username),
             email: Set(email),
@@ -84,10 +85,13 @@ impl Accounts {
             updated_at: Set(now),
             ..Default::default()
         }
-        .insert(&self.db)
+        .insert(&transaction)
         .await
         .map_err(unique_violation)?;
-        self.events.emit("user.registered", json!({"user_id": inserted.id, "username": inserted.username}));
+        let event = json!({"user_id": inserted.id, "username": inserted.username});
+        let event = self.events.record(&transaction, "user.registered", event).await?;
+        transaction.commit().await.map_err(unique_violation)?;
+        event.publish();
         tracing::info!(user_id = inserted.id, username = %inserted.username, "user registered");
         Ok(inserted)
     }

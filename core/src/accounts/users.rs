@@ -196,8 +196,10 @@ impl Accounts {
         // Sessions and API tokens go with the row (foreign-key cascade), so the user's tokens
         // fail their user lookup from now on.
         user::Entity::delete_by_id(user.id).exec(&transaction).await?;
+        let event = json!({"user_id": user.id, "username": user.username});
+        let event = self.events.record(&transaction, "user.deleted", event).await?;
         transaction.commit().await?;
-        self.events.emit("user.deleted", json!({"user_id": user.id, "username": user.username}));
+        event.publish();
         tracing::info!(user_id = user.id, username = %user.username, "user deleted");
         Ok(())
     }

@@ -13,6 +13,9 @@ use thub_plugin_sdk::{AdminUser, ApiError, current_request_id, optional_user};
 use super::bindings::typed::thub::plugin::types::{Header, Principal, Request as PluginRequest};
 use super::{PluginInfo, Refusal, WasmHost};
 
+/// Seconds a caller is told to wait while a plugin compiles (a big one takes several).
+const COMPILING_RETRY_AFTER: &str = "2";
+
 /// Request headers a plugin never sees: credentials stay with the host.
 const WITHHELD_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
@@ -50,7 +53,17 @@ impl Endpoint for PluginRoutes {
             Some((id, path)) => (id.to_owned(), format!("/{path}")),
             None => (rest.to_owned(), "/".to_owned()),
         };
-        let slot = self.host.slot(&id).ok_or_else(|| refusal(&id, Refusal::NotFound))?;
+        let Some(slot) = self.host.slot(&id) else {
+            if self.host.compiling_route(&id, request.method().as_str(), &path) {
+                return Err(ApiError::unavailable(
+                    "plugins.compiling",
+                    format!("Plugin '{id}' is starting (compiling); try again shortly"),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static(COMPILING_RETRY_AFTER))
+                .into());
+            }
+            return Err(refusal(&id, Refusal::NotFound).into());
+        };
         // Unknown routes are answered here, without instantiating anything.
         let public = slot
             .current()

@@ -139,6 +139,15 @@ impl Manifest {
                 self.id,
                 route.path
             );
+            // Routes are relative to the plugin's own prefix; a full path names someone else's.
+            if let Some(owner) = route.path.strip_prefix("/plugins/").map(|rest| rest.split('/').next().unwrap_or("")) {
+                anyhow::bail!(
+                    "plugin {}: route '{}' belongs to plugin {owner}; routes are relative to /plugins/{}",
+                    self.id,
+                    route.path,
+                    self.id
+                );
+            }
         }
         Ok(())
     }

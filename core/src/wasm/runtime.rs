@@ -1,5 +1,5 @@
-//! Compiling, caching and calling components: one engine with epoch interruption, a compile
-//! cache on disk keyed by content hash and engine, a pre-instantiated component per plugin, and a
+//! Compiling, caching and calling components: one engine with epoch interruption and a pooling
+//! instance allocator, a compile cache on disk keyed by content hash and engine, a pre-instantiated component per plugin, and a
 //! fresh, memory-capped instance per call that yields to the runtime every epoch tick and is
 //! dropped at its wall-clock deadline.
 
@@ -13,20 +13,37 @@ use anyhow::Context;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use super::bindings::{raw, typed};
 use super::host::{HostState, PluginServices};
+use crate::config::WasmConfig;
 
 /// How often the epoch advances: the granularity of deadlines and of yielding to the runtime.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
-/// The engine every plugin shares, with its epoch ticker.
-pub(crate) fn engine() -> anyhow::Result<Engine> {
+/// The engine every plugin shares, with its epoch ticker. Instances come from a pool of
+/// pre-reserved slots whose memories start as copy-on-write images of the component's data, so
+/// a fresh instance per call costs microseconds; if the pool cannot be reserved (a small
+/// address space, `ulimit -v`), the engine allocates on demand and says so.
+pub(crate) fn engine(settings: &WasmConfig) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("cannot start the wasm engine: {error}"))?;
+    config.memory_init_cow(true);
+    let engine = if settings.pool_instances > 0 {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(settings)));
+        match Engine::new(&config) {
+            Ok(engine) => engine,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot reserve the wasm instance pool; allocating instances on demand");
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                Engine::new(&config).map_err(|error| anyhow::anyhow!("cannot start the wasm engine: {error}"))?
+            }
+        }
+    } else {
+        Engine::new(&config).map_err(|error| anyhow::anyhow!("cannot start the wasm engine: {error}"))?
+    };
     let ticking = engine.weak();
     std::thread::Builder::new()
         .name("thub-wasm-epoch".to_owned())
@@ -41,6 +58,34 @@ pub(crate) fn engine() -> anyhow::Result<Engine> {
     Ok(engine)
 }
 
+/// The instance pool: `pool_instances` component instances alive at once (across plugins), each
+/// with room for the core instances, memories and tables a Python or JavaScript component needs
+/// (a CPython component has about a dozen core instances). Memories are capped at `memory_mb`,
+/// as the per-call limit is; slots are reserved address space, committed only when touched.
+fn pool(settings: &WasmConfig) -> PoolingAllocationConfig {
+    let instances = settings.pool_instances;
+    let memory = usize::try_from(settings.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
+        .total_stacks(instances)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_memory_size(memory)
+        // Keep this much of a freed memory mapped and zero it by hand: cheaper than giving
+        // the pages back and faulting them in again on the next call.
+        .linear_memory_keep_resident(settings.pool_keep_resident_kb.saturating_mul(1024));
+    pool
+}
+
+/// Per-component room in the pool.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 16;
+
 /// A stable name for this engine's compiled-code format.
 fn engine_key(engine: &Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -48,46 +93,76 @@ fn engine_key(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// Compiles `bytes`, or loads the compiled form cached under `cache_dir` (keyed by the SHA-256 of
-/// the bytes and the engine), writing it there on a miss.
-pub(crate) async fn compile(
-    engine: &Engine,
-    bytes: Arc<Vec<u8>>,
-    cache_dir: &Path,
-) -> anyhow::Result<(Component, String)> {
-    let sha256 = hex::encode(Sha256::digest(bytes.as_slice()));
-    let cached = cache_dir.join(format!("{sha256}-{}.cwasm", engine_key(engine)));
-    let engine = engine.clone();
-    let component = tokio::task::spawn_blocking(move || -> anyhow::Result<Component> {
-        if cached.is_file() {
-            // SAFETY: `deserialize_file` trusts its input to be wasmtime's own output. This file
-            // is: it was written below by `Component::serialize`, into the host's private data
-            // folder, under a name that binds it to the source's hash and this engine's
-            // compatibility hash; a file that does not deserialize is discarded.
-            #[allow(unsafe_code)]
-            let loaded = unsafe { Component::deserialize_file(&engine, &cached) };
-            match loaded {
-                Ok(component) => return Ok(component),
-                Err(error) => {
-                    tracing::warn!(path = %cached.display(), error = %error, "discarding an unusable compiled plugin");
-                    let _ = std::fs::remove_file(&cached);
+/// A component's bytes, and where its compiled form is cached (keyed by the SHA-256 of the
+/// bytes and the engine).
+pub(crate) struct Source {
+    engine: Engine,
+    bytes: Vec<u8>,
+    sha256: String,
+    cached: PathBuf,
+}
+
+impl Source {
+    pub(crate) fn new(engine: &Engine, bytes: Vec<u8>, cache_dir: &Path) -> Self {
+        let sha256 = hex::encode(Sha256::digest(bytes.as_slice()));
+        let cached = cache_dir.join(format!("{sha256}-{}.cwasm", engine_key(engine)));
+        Self { engine: engine.clone(), bytes, sha256, cached }
+    }
+
+    /// Its size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether a compiled form is cached (loading it takes milliseconds, not seconds).
+    pub(crate) fn is_cached(&self) -> bool {
+        self.cached.is_file()
+    }
+
+    /// Compiles the component, or loads its cached compiled form, writing the cache on a miss.
+    /// Runs on a blocking thread.
+    pub(crate) async fn compile(self) -> anyhow::Result<(Component, String)> {
+        let Self { engine, bytes, sha256, cached } = self;
+        let component = tokio::task::spawn_blocking(move || -> anyhow::Result<Component> {
+            if cached.is_file() {
+                // SAFETY: `deserialize_file` trusts its input to be wasmtime's own output. This
+                // file is: it was written below by `Component::serialize`, into the host's
+                // private data folder, under a name that binds it to the source's hash and this
+                // engine's compatibility hash; a file that does not deserialize is discarded.
+                #[allow(unsafe_code)]
+                let loaded = unsafe { Component::deserialize_file(&engine, &cached) };
+                match loaded {
+                    Ok(component) => return Ok(component),
+                    Err(error) => {
+                        tracing::warn!(path = %cached.display(), error = %error, "discarding an unusable compiled plugin");
+                        if let Err(error) = std::fs::remove_file(&cached) {
+                            tracing::warn!(path = %cached.display(), error = %error, "cannot remove it");
+                        }
+                    }
                 }
             }
-        }
-        let component = Component::new(&engine, bytes.as_slice())
-            .map_err(|error| anyhow::anyhow!("not a valid component: {error:#}"))?;
-        if let Ok(serialized) = component.serialize() {
-            let _ = std::fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")));
-            let temporary = cached.with_extension("tmp");
-            if std::fs::write(&temporary, serialized).is_ok() {
-                let _ = std::fs::rename(&temporary, &cached);
+            let component = Component::new(&engine, bytes.as_slice())
+                .map_err(|error| anyhow::anyhow!("not a valid component: {error:#}"))?;
+            if let Err(error) = write_cache(&component, &cached) {
+                // The plugin works; only the next start compiles it again.
+                tracing::warn!(path = %cached.display(), error = %format!("{error:#}"), "cannot cache a compiled plugin");
             }
-        }
-        Ok(component)
-    })
-    .await
-    .context("compile task")??;
-    Ok((component, sha256))
+            Ok(component)
+        })
+        .await
+        .context("compile task")??;
+        Ok((component, sha256))
+    }
+}
+
+/// Writes the compiled form next to its final name and renames it, so a reader never sees half.
+fn write_cache(component: &Component, cached: &Path) -> anyhow::Result<()> {
+    let serialized = component.serialize().map_err(|error| anyhow::anyhow!("{error:#}"))?;
+    std::fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")))?;
+    let temporary = cached.with_extension("tmp");
+    std::fs::write(&temporary, serialized)?;
+    std::fs::rename(&temporary, cached)?;
+    Ok(())
 }
 
 /// A component ready to instantiate, in its world.
@@ -141,7 +216,7 @@ impl Prepared {
                 let (kind, input) = match &hook {
                     Hook::Request(request) => ("request", raw_request(request)),
                     Hook::Event(event) => {
-                        ("event", serde_json::to_vec(&super::StoredEvent::from(event)).unwrap_or_default())
+                        ("event", serde_json::to_vec(&super::outbox::StoredEvent::from(event)).unwrap_or_default())
                     }
                     Hook::Task(name) => ("task", name.as_bytes().to_vec()),
                 };

@@ -1,6 +1,8 @@
-//! `thub plugin new NAME`: a Rust plugin crate that is also a plugin folder. Its `plugin.toml`
-//! points at the component cargo builds, so a crate created in the plugins folder is live: a
-//! running server loads it on every `cargo build`.
+//! `thub plugin new NAME [--lang rust|python]`: a plugin that is also a plugin folder. Its
+//! `plugin.toml` points at the component its build writes, so a plugin created in the plugins
+//! folder is live: a running server loads every build. Rust: a crate on thub-plugin-sdk
+//! (`cargo build`). Python: `app.py`, the WIT this thub speaks, and a `build` script running
+//! componentize-py (which also writes typed stubs of the WIT for editors).
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +14,17 @@ fn bundled_sdk() -> Option<PathBuf> {
     path.join("Cargo.toml").is_file().then(|| path.canonicalize().ok()).flatten()
 }
 
-/// Creates the crate in `folder` (which must not exist). Returns what to tell the user.
-pub fn create(folder: &Path, sdk: Option<PathBuf>) -> anyhow::Result<Vec<String>> {
+/// The languages a new plugin can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    /// A Rust crate on thub-plugin-sdk, built for wasm32-wasip2.
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+}
+
+/// Creates the plugin in `folder` (which must not exist). Returns what to tell the user.
+pub fn create(folder: &Path, language: Language, sdk: Option<PathBuf>) -> anyhow::Result<Vec<String>> {
     let id = folder.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
     anyhow::ensure!(
         !id.is_empty()
@@ -23,6 +34,9 @@ pub fn create(folder: &Path, sdk: Option<PathBuf>) -> anyhow::Result<Vec<String>
         "plugin names are lowercase letters, digits and hyphens, starting with a letter"
     );
     anyhow::ensure!(!folder.exists(), "{} already exists", folder.display());
+    if language == Language::Python {
+        return create_python(folder, &id);
+    }
     let dependency = match sdk.or_else(bundled_sdk) {
         Some(path) => {
             let path = path.canonicalize().with_context(|| format!("no SDK at {}", path.display()))?;
@@ -38,12 +52,7 @@ pub fn create(folder: &Path, sdk: Option<PathBuf>) -> anyhow::Result<Vec<String>
         ("src/lib.rs", LIB_RS.replace("{id}", &id)),
         (".gitignore", "/target\n".to_owned()),
     ];
-    for (name, text) in files {
-        let path = folder.join(name);
-        std::fs::create_dir_all(path.parent().unwrap_or(folder))
-            .with_context(|| format!("cannot create {}", folder.display()))?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    write_files(folder, &files)?;
     Ok(vec![
         format!("Created the plugin crate {}.", folder.display()),
         "Build it (once: rustup target add wasm32-wasip2):".to_owned(),
@@ -122,4 +131,106 @@ impl Plugin for Greeter {
 }
 
 thub_plugin_sdk::export_plugin!(Greeter);
+"#;
+
+/// Writes `files` (relative path, contents) under `folder`.
+fn write_files(folder: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
+    for (name, text) in files {
+        let path = folder.join(name);
+        std::fs::create_dir_all(path.parent().unwrap_or(folder))
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The WIT this thub speaks, shipped in the binary so a Python plugin builds against exactly it.
+const PLUGIN_WIT: &str = include_str!("../../../plugin-sdk/wit/plugin.wit");
+/// The build script of Python plugins (the example uses the same one).
+const PYTHON_BUILD: &str = include_str!("../../../examples/wasm-python/build");
+
+fn create_python(folder: &Path, id: &str) -> anyhow::Result<Vec<String>> {
+    let files = [
+        ("plugin.toml", python_manifest(id)),
+        ("app.py", PYTHON_APP.replace("{id}", id)),
+        ("build", PYTHON_BUILD.to_owned()),
+        ("wit/plugin.wit", PLUGIN_WIT.to_owned()),
+        (".gitignore", "plugin.wasm\n*.partial\nstubs/\n__pycache__/\n".to_owned()),
+    ];
+    write_files(folder, &files)?;
+    make_executable(&folder.join("build"))?;
+    Ok(vec![
+        format!("Created the Python plugin {}.", folder.display()),
+        "Build it (once: python3 -m pip install componentize-py==0.25.1):".to_owned(),
+        format!("    cd {} && ./build", folder.display()),
+        "It also writes typed stubs of thub's WIT to stubs/ for your editor.".to_owned(),
+        "In the plugins folder (thub plugin list shows where), a running server loads every build.".to_owned(),
+        format!("Grant what it needs in thub.toml: [wasm.grants.{id}] capabilities = [\"kv\"]"),
+    ])
+}
+
+#[cfg(unix)]
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", path.display()))
+}
+
+#[cfg(not(unix))]
+fn make_executable(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+fn python_manifest(id: &str) -> String {
+    format!(
+        r#"id = "{id}"
+version = "0.1.0"
+api_version = "{api}"
+description = "What {id} does, in one line."
+# The component ./build writes; a server watching this folder loads each new build.
+wasm = "plugin.wasm"
+# Requested capabilities; the operator grants them in [wasm.grants.{id}].
+capabilities = ["kv"]
+
+[[routes]]
+path = "/hello"
+summary = "Greets the caller and counts the greetings."
+"#,
+        api = thub_plugin_sdk::API_VERSION
+    )
+}
+
+const PYTHON_APP: &str = r#""""The `{id}` thub plugin. GET /plugins/{id}/hello greets the caller.
+
+Built by ./build with componentize-py against wit/plugin.wit (world `plugin`); stubs/ holds the
+typed bindings (`wit_world`) for your editor.
+"""
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import kv, types
+
+
+def text(status: int, body: str) -> types.Response:
+    return types.Response(status, [types.Header("content-type", "text/plain; charset=utf-8")], body.encode())
+
+
+class Hooks(exports.Hooks):
+    def handle_request(self, req: types.Request) -> types.Response:
+        if (req.method, req.path) == ("GET", "/hello"):
+            stored = kv.get("greetings")
+            count = (int(stored.decode()) if stored else 0) + 1
+            kv.set("greetings", str(count).encode())
+            who = req.principal.username or "stranger"
+            return text(200, f"hello, {who} (greeting #{count})")
+        return text(404, "not found")
+
+    def on_request(self, req: types.Request) -> types.Verdict:
+        return types.Verdict_Continue()
+
+    def on_event(self, ev: types.Event) -> None:
+        return None
+
+    def run_task(self, name: str) -> None:
+        raise Err(f"no task {name}")
 "#;

@@ -278,11 +278,10 @@ impl OrganizationService {
         }
         .insert(&transaction)
         .await?;
+        let event = json!({"organization_id": created.id, "slug": created.slug, "user_id": actor.user_id});
+        let event = self.events.record(&transaction, "org.created", event).await?;
         transaction.commit().await?;
-        self.events.emit(
-            "org.created",
-            json!({"organization_id": created.id, "slug": created.slug, "user_id": actor.user_id}),
-        );
+        event.publish();
         Ok(created)
     }
 
@@ -369,8 +368,12 @@ impl OrganizationService {
         if !actor.is_admin() && role != Some(OrgRole::Owner) {
             return Err(OrganizationsError::NotOwner);
         }
-        organization::Entity::delete_by_id(id).exec(&self.db).await?;
-        self.events.emit("org.deleted", json!({"organization_id": id, "slug": organization.slug}));
+        let transaction = self.db.begin().await?;
+        organization::Entity::delete_by_id(id).exec(&transaction).await?;
+        let event = json!({"organization_id": id, "slug": organization.slug});
+        let event = self.events.record(&transaction, "org.deleted", event).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok(())
     }
 
@@ -433,6 +436,7 @@ impl OrganizationService {
         let user = self.accounts.user_by_id(user_id).await?.ok_or(OrganizationsError::UserNotFound)?;
         let existing = self.membership(id, user_id).await?;
         let now = self.clock.now();
+        let transaction = self.db.begin().await?;
         let added = match existing {
             Some(existing) if existing.is_active => return Err(OrganizationsError::AlreadyMember),
             Some(existing) => {
@@ -440,7 +444,7 @@ impl OrganizationService {
                 revived.is_active = Set(true);
                 revived.role = Set(role.as_str().to_owned());
                 revived.joined_at = Set(now);
-                revived.update(&self.db).await?
+                revived.update(&transaction).await?
             }
             None => member::ActiveModel {
                 organization_id: Set(id),
@@ -450,18 +454,18 @@ impl OrganizationService {
                 joined_at: Set(now),
                 ..Default::default()
             }
-            .insert(&self.db)
+            .insert(&transaction)
             .await
             .map_err(|error| match error.sql_err() {
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => OrganizationsError::AlreadyMember,
                 _ => OrganizationsError::Database(error),
             })?,
         };
-        self.touch(id).await?;
-        self.events.emit(
-            "org.member_added",
-            json!({"organization_id": id, "slug": organization.slug, "user_id": user.id, "username": user.username, "role": role}),
-        );
+        self.touch(&transaction, id).await?;
+        let event = json!({"organization_id": id, "slug": organization.slug, "user_id": user.id, "username": user.username, "role": role});
+        let event = self.events.record(&transaction, "org.member_added", event).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok(added)
     }
 
@@ -489,11 +493,10 @@ impl OrganizationService {
         let mut changed: member::ActiveModel = target.into();
         changed.role = Set(role.as_str().to_owned());
         let changed = changed.update(&transaction).await?;
+        let event = json!({"organization_id": id, "slug": organization.slug, "user_id": user_id, "role": role});
+        let event = self.events.record(&transaction, "org.member_role_changed", event).await?;
         transaction.commit().await?;
-        self.events.emit(
-            "org.member_role_changed",
-            json!({"organization_id": id, "slug": organization.slug, "user_id": user_id, "role": role}),
-        );
+        event.publish();
         Ok(changed)
     }
 
@@ -511,10 +514,11 @@ impl OrganizationService {
             return Err(OrganizationsError::LastOwner);
         }
         member::Entity::delete_by_id(target.id).exec(&transaction).await?;
+        self.touch(&transaction, id).await?;
+        let event = json!({"organization_id": id, "slug": organization.slug, "user_id": user_id});
+        let event = self.events.record(&transaction, "org.member_removed", event).await?;
         transaction.commit().await?;
-        self.touch(id).await?;
-        self.events
-            .emit("org.member_removed", json!({"organization_id": id, "slug": organization.slug, "user_id": user_id}));
+        event.publish();
         Ok(())
     }
 
@@ -576,11 +580,11 @@ impl OrganizationService {
             .await
     }
 
-    async fn touch(&self, id: i64) -> Result<()> {
+    async fn touch(&self, transaction: &DatabaseTransaction, id: i64) -> Result<()> {
         organization::Entity::update_many()
             .col_expr(organization::Column::UpdatedAt, Expr::value(self.clock.now()))
             .filter(organization::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(transaction)
             .await?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use thub_organizations::{OrganizationService, OrganizationSummary};
 use thub_plugin_sdk::slug::{RESERVED_ENDPOINT_SLUGS, numbered_slug, slug_from_name, slug_problem};
-use thub_plugin_sdk::{AccountDirectory, Clock, EventBus, FieldError, Principal, UserSummary};
+use thub_plugin_sdk::{AccountDirectory, Clock, EventBus, FieldError, Principal, Recorded, UserSummary};
 
 use crate::access::Viewer;
 use crate::config::RegistryConfig;
@@ -339,8 +339,11 @@ impl RegistryService {
             Some(id) => (None, Some(id)),
             None => (Some(actor.user_id), None),
         };
-        let created = self.insert(&self.db, owner, &draft, checked).await?;
-        self.emit("endpoint.created", &created);
+        let transaction = self.db.begin().await?;
+        let created = self.insert(&transaction, owner, &draft, checked).await?;
+        let event = self.record(&transaction, "endpoint.created", &created).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok(created)
     }
 
@@ -391,8 +394,11 @@ impl RegistryService {
             changed.contributors = Set(json!(self.contributors(contributors, current.user_id).await?).to_string());
         }
         changed.updated_at = Set(self.clock.now());
-        let updated = changed.update(&self.db).await?;
-        self.emit("endpoint.updated", &updated);
+        let transaction = self.db.begin().await?;
+        let updated = changed.update(&transaction).await?;
+        let event = self.record(&transaction, "endpoint.updated", &updated).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok(updated)
     }
 
@@ -403,8 +409,11 @@ impl RegistryService {
         if !viewer.can_manage(&current) {
             return Err(RegistryError::Forbidden);
         }
-        endpoint::Entity::delete_by_id(id).exec(&self.db).await?;
-        self.emit("endpoint.deleted", &current);
+        let transaction = self.db.begin().await?;
+        endpoint::Entity::delete_by_id(id).exec(&transaction).await?;
+        let event = self.record(&transaction, "endpoint.deleted", &current).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok(())
     }
 
@@ -466,10 +475,11 @@ impl RegistryService {
                 .await?;
             by_index[index] = Some(model);
         }
-        transaction.commit().await?;
         created.extend(by_index.into_iter().flatten());
-        self.events
-            .emit("endpoint.synced", json!({"user_id": actor.user_id, "created": created.len(), "deleted": deleted}));
+        let event = json!({"user_id": actor.user_id, "created": created.len(), "deleted": deleted});
+        let event = self.events.record(&transaction, "endpoint.synced", event).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok((created, deleted))
     }
 
@@ -489,8 +499,11 @@ impl RegistryService {
             changed.stars_count = Set(stars_count as i64);
         }
         changed.updated_at = Set(self.clock.now());
-        let updated = changed.update(&self.db).await?;
-        self.emit("endpoint.updated", &updated);
+        let transaction = self.db.begin().await?;
+        let updated = changed.update(&transaction).await?;
+        let event = self.record(&transaction, "endpoint.updated", &updated).await?;
+        transaction.commit().await?;
+        event.publish();
         Ok(updated)
     }
 
@@ -619,17 +632,21 @@ impl RegistryService {
         Ok(kept)
     }
 
-    fn emit(&self, kind: &str, endpoint: &endpoint::Model) {
-        self.events.emit(
-            kind,
-            json!({
-                "endpoint_id": endpoint.id,
-                "slug": endpoint.slug,
-                "user_id": endpoint.user_id,
-                "organization_id": endpoint.organization_id,
-                "visibility": endpoint.visibility,
-            }),
-        );
+    /// Records an endpoint event in the transaction of its change.
+    async fn record(
+        &self,
+        transaction: &DatabaseTransaction,
+        kind: &str,
+        endpoint: &endpoint::Model,
+    ) -> Result<Recorded> {
+        let data = json!({
+            "endpoint_id": endpoint.id,
+            "slug": endpoint.slug,
+            "user_id": endpoint.user_id,
+            "organization_id": endpoint.organization_id,
+            "visibility": endpoint.visibility,
+        });
+        Ok(self.events.record(transaction, kind, data).await?)
     }
 }
 

@@ -46,12 +46,15 @@ impl StarsService {
         .on_conflict(OnConflict::columns([star::Column::UserId, star::Column::EndpointId]).do_nothing().to_owned())
         .exec_without_returning(&transaction)
         .await?;
+        let mut event = None;
         if inserted == 1 {
             self.registry.add_stars(&transaction, id, 1).await?;
+            let data = json!({"endpoint_id": id, "user_id": caller.user_id});
+            event = Some(self.events.record(&transaction, "endpoint.starred", data).await?);
         }
         transaction.commit().await?;
-        if inserted == 1 {
-            self.events.emit("endpoint.starred", json!({"endpoint_id": id, "user_id": caller.user_id}));
+        if let Some(event) = event {
+            event.publish();
         }
         Ok(inserted == 1)
     }
@@ -66,12 +69,15 @@ impl StarsService {
             .exec(&transaction)
             .await?
             .rows_affected;
+        let mut event = None;
         if removed == 1 {
             self.registry.add_stars(&transaction, id, -1).await?;
+            let data = json!({"endpoint_id": id, "user_id": caller.user_id});
+            event = Some(self.events.record(&transaction, "endpoint.unstarred", data).await?);
         }
         transaction.commit().await?;
-        if removed == 1 {
-            self.events.emit("endpoint.unstarred", json!({"endpoint_id": id, "user_id": caller.user_id}));
+        if let Some(event) = event {
+            event.publish();
         }
         Ok(removed == 1)
     }

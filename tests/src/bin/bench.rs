@@ -435,6 +435,7 @@ async fn wasm(options: &Options) {
         config.wasm.grants.insert("hello".to_owned(), grant(&["kv"]));
     })
     .await;
+    hub.hub.wasm.as_ref().unwrap().loaded().await;
     let server = hub.serve().await;
     let mut results: Vec<Measurement> = Vec::new();
     results.push(measure("GET /health (baseline)", concurrency, duration, get(&client, server.url("/health"))).await);
@@ -475,6 +476,7 @@ async fn wasm(options: &Options) {
         config.wasm.grants.insert("maintenance".to_owned(), grant(&["kv", "middleware"]));
     })
     .await;
+    guarded.hub.wasm.as_ref().unwrap().loaded().await;
     let guarded_server = guarded.serve().await;
     results.push(
         measure(
@@ -511,6 +513,7 @@ async fn wasm(options: &Options) {
         )
         .await
         .unwrap();
+        loaded.loaded().await;
         timings.push(started.elapsed());
         assert!(loaded.list().iter().all(|plugin| plugin.problem.is_none()));
     }
