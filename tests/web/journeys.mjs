@@ -221,6 +221,14 @@ async function journeyWithScript(browser) {
   }
   await check(alice, "narrow-tokens");
   await aliceContext.close();
+
+  // Dark mode (the system's preference): contrast holds there too.
+  const { context: darkContext, page: dark } = await person(browser, { colorScheme: "dark" });
+  for (const [path, name] of [["/", "home-dark"], ["/alice/vision-net", "endpoint-dark"], ["/register", "register-dark"]]) {
+    await dark.goto(`${BASE}${path}`);
+    await check(dark, name);
+  }
+  await darkContext.close();
   await bobContext.close();
 }
 

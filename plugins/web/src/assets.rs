@@ -9,18 +9,6 @@ use sha2::{Digest, Sha256};
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
 
-/// Theme colours below 4.5:1 on white, and their darker stand-ins.
-const LOW_CONTRAST: &[(&str, &str)] = &[
-    ("#0086b3", "#00618a"),
-    ("#969896", "#5c5e5c"),
-    ("#4183c4", "#2a5d92"),
-    ("#55a532", "#2f6b1a"),
-    ("#62a35c", "#2f6b2a"),
-    ("#63a35c", "#2f6b2a"),
-    ("#b3b3b3", "#6b6b6b"),
-    ("#ed6a43", "#b2401b"),
-];
-
 /// Where the hashed assets live.
 pub(crate) const PREFIX: &str = "/_thub/web/";
 
@@ -37,16 +25,11 @@ fn hashed(name: &str, extension: &str, content: &str) -> String {
 }
 
 impl Assets {
-    /// Our stylesheet plus the README code-highlighting rules, their lightest colours darkened
-    /// to reach AA contrast on the code block's white background (kept white in dark mode too).
-    pub(crate) fn new(highlight_css: &str) -> Self {
-        let mut highlight = highlight_css.to_owned();
-        for (light, dark) in LOW_CONTRAST {
-            highlight = highlight.replace(light, dark);
-        }
-        let css = format!(
-            "{CSS}\n/* README code highlighting */\n{highlight}\n.readme pre.highlight {{ background: #ffffff; color: #24292f; }}\n"
-        );
+    /// Our stylesheet (which also colours README code: the registry's highlighter marks tokens
+    /// with `hl-` classes) and our script.
+    pub(crate) fn new() -> Self {
+        // Runs of white space collapse to one space (safe in CSS).
+        let css = CSS.split_whitespace().collect::<Vec<_>>().join(" ");
         Self { css_path: hashed("app", "css", &css), js_path: hashed("app", "js", JS), css }
     }
 

@@ -98,7 +98,7 @@ impl Plugin for WebPlugin {
             accounts: context.try_service::<HostAccounts>().map(|host| host.0.clone()),
             directory: context.accounts.clone(),
             plugin_admin: context.try_service::<PluginAdminSlot>(),
-            assets: assets::Assets::new(thub_registry::pages::highlight_css()),
+            assets: assets::Assets::new(),
             config,
             root: context.root.clone(),
         });
