@@ -12,7 +12,7 @@ use poem::http::Method;
 use poem::{Request, Response};
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use serde::Deserialize;
-use syntect::html::{ClassStyle, ClassedHTMLGenerator, css_for_theme_with_class_style};
+use syntect::html::{ClassStyle, ClassedHTMLGenerator};
 use syntect::parsing::SyntaxSet;
 use thub_plugin_sdk::html::escape;
 use thub_plugin_sdk::html::wants_html;
@@ -130,19 +130,6 @@ fn json_response<T: poem_openapi::types::ToJSON>(value: &T) -> Response {
 fn syntax_set() -> &'static SyntaxSet {
     static SYNTAXES: OnceLock<SyntaxSet> = OnceLock::new();
     SYNTAXES.get_or_init(SyntaxSet::load_defaults_newlines)
-}
-
-/// The stylesheet for highlighted code in rendered READMEs (classes prefixed `hl-`).
-pub fn highlight_css() -> &'static str {
-    static CSS: OnceLock<String> = OnceLock::new();
-    CSS.get_or_init(|| {
-        let themes = syntect::highlighting::ThemeSet::load_defaults();
-        themes
-            .themes
-            .get("InspiredGitHub")
-            .and_then(|theme| css_for_theme_with_class_style(theme, HIGHLIGHT).ok())
-            .unwrap_or_default()
-    })
 }
 
 fn highlight(code: &str, language: &str) -> String {
