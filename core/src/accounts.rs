@@ -17,6 +17,7 @@ pub mod pages;
 pub mod password;
 mod rate_limits;
 mod registration;
+pub mod self_service;
 mod sessions;
 pub mod tokens;
 mod users;

@@ -98,6 +98,10 @@ impl Hub {
         );
         context.broker =
             RedisBroker::new(shared.clone()).map(|broker| Arc::new(broker) as Arc<dyn thub_plugin_sdk::Broker>);
+        context.provide(Arc::new(thub_plugin_sdk::HostAccounts(accounts.clone())));
+        // Filled once the WebAssembly runtime runs, which starts after the built-in plugins.
+        let plugin_admin = Arc::new(thub_plugin_sdk::PluginAdminSlot::default());
+        context.provide(plugin_admin.clone());
         let (plugin_apis, assembly) = plugins::assemble(&context, &config.plugins).await?;
 
         let wasm = match config.wasm.enabled {
@@ -114,6 +118,9 @@ impl Hub {
             ),
             false => None,
         };
+        if let Some(host) = &wasm {
+            plugin_admin.set(host.clone());
+        }
         let (auth_api, users_api, idp_api) = accounts::api::apis(accounts.clone());
         let apis: AllApis = (
             MetaApi::new(db.clone(), shared.clone()),
@@ -161,7 +168,13 @@ impl Hub {
                     vec![Method::GET, Method::POST],
                 ),
             )
-            .at("/logout", http::allow_methods(get(accounts::pages::logout), vec![Method::GET]));
+            .at(
+                "/logout",
+                http::allow_methods(
+                    get(accounts::pages::logout).post(accounts::pages::logout),
+                    vec![Method::GET, Method::POST],
+                ),
+            );
         if let Some(host) = &wasm {
             let plugin_routes = Arc::new(wasm::api::PluginRoutes { host: host.clone() }.boxed());
             route = route

@@ -19,6 +19,9 @@ pub type BuiltIns = (
     thub_stars::StarsPlugin,
     thub_channels::ChannelsPlugin,
     thub_proxy::ProxyPlugin,
+    // Before the site: the web's pages (and its 404 page for owner-shaped paths that are no
+    // owner and no file) win over static files.
+    thub_web::WebPlugin,
     thub_site::SitePlugin,
 );
 

@@ -16,6 +16,7 @@
 //! `scheduler` (tasks), `watcher` (the plugins folder); this file holds the host itself, what it
 //! shows, and the background round that drives the outbox and the scheduler.
 
+mod admin;
 pub mod api;
 mod bindings;
 mod calls;

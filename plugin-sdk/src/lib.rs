@@ -16,6 +16,8 @@
 pub const API_VERSION: &str = "0.1.0";
 
 #[cfg(not(target_arch = "wasm32"))]
+mod account_service;
+#[cfg(not(target_arch = "wasm32"))]
 mod auth;
 #[cfg(not(target_arch = "wasm32"))]
 mod broker;
@@ -30,6 +32,8 @@ pub mod html;
 #[cfg(not(target_arch = "wasm32"))]
 mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
+mod plugin_admin;
+#[cfg(not(target_arch = "wasm32"))]
 mod responses;
 #[cfg(not(target_arch = "wasm32"))]
 mod secrets;
@@ -38,6 +42,10 @@ pub mod slug;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod text;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use account_service::{
+    AccountService, ApiTokenSummary, HostAccounts, Profile, Registration, SessionCookie, SessionSummary,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use auth::{
     AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, HookError,
@@ -53,6 +61,8 @@ pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_re
 pub use events::{Event, EventBus, EventOutbox, Recorded};
 #[cfg(not(target_arch = "wasm32"))]
 pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSection, PluginSections};
+#[cfg(not(target_arch = "wasm32"))]
+pub use plugin_admin::{PluginAdmin, PluginAdminSlot, WasmPluginState};
 #[cfg(not(target_arch = "wasm32"))]
 pub use responses::{Count, Limit, MAX_COUNT, NoContent, default_limit, default_skip, page};
 #[cfg(not(target_arch = "wasm32"))]

@@ -41,6 +41,7 @@ pub const RESERVED_ORGANIZATION_SLUGS: &[&str] = &[
     "accounts",
     "channel",
     "logout",
+    "new",
     "plugins",
     "proxy",
     "ready",

@@ -553,17 +553,16 @@ async fn owner_pages_json_and_html(backend: Backend) {
     response.assert_status_is_ok();
     response.assert_content_type("text/html; charset=utf-8");
     let html = response.0.into_body().into_string().await.unwrap();
-    assert!(html.contains("<title>Renderer · alice/renderer</title>"));
+    assert!(html.contains("<title>Renderer · alice/renderer · thub</title>"), "the web plugin's page: {html}");
     assert!(html.contains("<h1>Title</h1>"));
     assert!(html.contains("class=\"hl-"), "code is highlighted");
     assert!(!html.contains("<script>"), "no script survives: {html}");
     assert!(!html.contains("javascript:"), "no javascript: links");
-    assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"), "fields are escaped");
+    assert!(html.contains("&#60;b&#62;bold&#60;/b&#62;"), "fields are escaped");
 
-    // An anonymous browser asking for a private endpoint is sent to the login page.
+    // An anonymous browser asking for a private endpoint gets the 404 page: no hint it exists.
     let response = client.get("/alice/private").header("accept", "text/html").send().await;
-    response.assert_status(poem::http::StatusCode::SEE_OTHER);
-    response.assert_header("location", "/login?next=/alice/private");
+    response.assert_status(poem::http::StatusCode::NOT_FOUND);
 
     // Unknown owners and slugs are 404 for API clients, signed in or not (the static site
     // behind them has no such file either).

@@ -212,7 +212,12 @@ async fn owner_paths_that_name_nothing_are_404_for_api_clients_and_files_still_n
     anonymous_json("/notes/todo").await.assert_status(StatusCode::UNAUTHORIZED);
     anonymous_json("/examples").await.assert_status(StatusCode::UNAUTHORIZED);
     anonymous_json("/test.html").await.assert_status(StatusCode::UNAUTHORIZED);
-    get(&hub, None, "/nobody/model").await.assert_status(StatusCode::SEE_OTHER);
+    // A browser asking for an owner-shaped path that is no owner and no file gets the web's
+    // 404 page, not a login redirect; a real file there still wants a login.
+    let page = get(&hub, None, "/nobody/model").await;
+    page.assert_status(StatusCode::NOT_FOUND);
+    page.assert_content_type("text/html; charset=utf-8");
+    get(&hub, None, "/notes/todo").await.assert_status(StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]

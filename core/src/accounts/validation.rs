@@ -23,6 +23,7 @@ pub const RESERVED_USERNAMES: &[&str] = &[
     "login",
     "logout",
     "mail",
+    "new",
     "openapi.json",
     "organization",
     "organizations",

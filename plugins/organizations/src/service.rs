@@ -413,6 +413,20 @@ impl OrganizationService {
             .await?)
     }
 
+    /// The active members of an organization, owners first, for its public profile page.
+    pub async fn member_rows(&self, id: i64) -> Result<Vec<member::Model>> {
+        let mut rows = member::Entity::find()
+            .filter(member::Column::OrganizationId.eq(id))
+            .filter(member::Column::IsActive.eq(true))
+            .order_by_asc(member::Column::JoinedAt)
+            .order_by_asc(member::Column::Id)
+            .limit(500)
+            .all(&self.db)
+            .await?;
+        rows.sort_by_key(|row| OrgRole::parse(&row.role).unwrap_or(OrgRole::Member));
+        Ok(rows)
+    }
+
     /// Adds a member (owners, admins, site administrators). A suspended membership is revived.
     pub async fn add_member(&self, actor: &Principal, id: i64, user_id: i64, role: OrgRole) -> Result<member::Model> {
         let (organization, actor_role) = self.visible(actor, id).await?;

@@ -16,9 +16,10 @@ pub mod api;
 mod config;
 pub mod entity;
 mod error;
+mod explore;
 pub mod model;
 pub mod pages;
-mod search;
+pub mod search;
 mod service;
 
 use std::sync::Arc;
@@ -29,7 +30,8 @@ use thub_plugin_sdk::{Mount, Plugin, PluginContext, PluginError};
 pub use api::EndpointsApi;
 pub use config::RegistryConfig;
 pub use error::RegistryError;
-pub use service::{Listing, Owner, RegistryService};
+pub use explore::{Exploration, OwnerKind, SortOrder};
+pub use service::{Listing, Owner, RegistryService, connections_of, contributors_of, policies_of, tags_of};
 
 /// The registry plugin.
 pub struct RegistryPlugin;

@@ -49,7 +49,7 @@ fn all_words(text: &str) -> Vec<String> {
 
 /// The words of a query: runs of Unicode letters and digits, lowercased, at most 64 characters
 /// each, de-duplicated. Everything else (quotes, operators, `%`, `_`, `*`) is a separator.
-pub(crate) fn words(query: &str) -> Vec<String> {
+pub fn words(query: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for word in query.split(|c: char| !c.is_alphanumeric()) {
         let word: String = word.chars().take(64).collect::<String>().to_lowercase();

@@ -103,6 +103,16 @@ impl RegistryService {
         Self { db, accounts, organizations, events, clock, config }
     }
 
+    /// The hub database (for sibling modules' queries).
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Ids of suspended organizations, whose endpoints are hidden from discovery.
+    pub(crate) async fn suspended_organizations(&self) -> Result<Vec<i64>> {
+        Ok(self.organizations.suspended_ids().await?)
+    }
+
     /// The viewer for `principal`: inactive accounts count as anonymous.
     pub async fn viewer(&self, principal: Option<Principal>) -> Result<Viewer> {
         let Some(principal) = principal.filter(|principal| principal.is_active) else { return Ok(Viewer::anonymous()) };
@@ -152,7 +162,7 @@ impl RegistryService {
         Ok(newest_first(query).offset(skip).limit(limit).all(&self.db).await?)
     }
 
-    fn discoverable(&self, kind: Option<EndpointKind>, hidden: &[i64]) -> Select<endpoint::Entity> {
+    pub(crate) fn discoverable(&self, kind: Option<EndpointKind>, hidden: &[i64]) -> Select<endpoint::Entity> {
         let mut query = endpoint::Entity::find()
             .filter(endpoint::Column::Visibility.eq(Visibility::Public.as_str()))
             .filter(endpoint::Column::IsActive.eq(true));
@@ -335,6 +345,12 @@ impl RegistryService {
         transaction.commit().await?;
         event.publish();
         Ok(created)
+    }
+
+    /// The field problems `draft` has, as a 422 list would carry them (for forms that show every
+    /// message at once).
+    pub fn check_draft(&self, draft: &EndpointDraft, creating: bool) -> std::result::Result<(), Vec<FieldError>> {
+        model::check(draft, &self.config, creating).map(|_| ()).map_err(field_errors)
     }
 
     /// Changes an endpoint the caller manages.
@@ -643,26 +659,26 @@ fn owned_by(owner: &Owner) -> Select<endpoint::Entity> {
     }
 }
 
-fn newest_first(query: Select<endpoint::Entity>) -> Select<endpoint::Entity> {
+pub(crate) fn newest_first(query: Select<endpoint::Entity>) -> Select<endpoint::Entity> {
     query.order_by_desc(endpoint::Column::UpdatedAt).order_by_desc(endpoint::Column::Id)
 }
 
 /// Decoded list columns of an endpoint.
-pub(crate) fn tags_of(endpoint: &endpoint::Model) -> Vec<String> {
+pub fn tags_of(endpoint: &endpoint::Model) -> Vec<String> {
     json_list(&endpoint.tags)
 }
 
 /// Contributor ids of an endpoint.
-pub(crate) fn contributors_of(endpoint: &endpoint::Model) -> Vec<i64> {
+pub fn contributors_of(endpoint: &endpoint::Model) -> Vec<i64> {
     json_list(&endpoint.contributors)
 }
 
 /// Policies of an endpoint.
-pub(crate) fn policies_of(endpoint: &endpoint::Model) -> Vec<Value> {
+pub fn policies_of(endpoint: &endpoint::Model) -> Vec<Value> {
     json_list(&endpoint.policies)
 }
 
 /// Connections of an endpoint.
-pub(crate) fn connections_of(endpoint: &endpoint::Model) -> Vec<Value> {
+pub fn connections_of(endpoint: &endpoint::Model) -> Vec<Value> {
     json_list(&endpoint.connect)
 }
