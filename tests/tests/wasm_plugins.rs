@@ -784,8 +784,8 @@ async fn hostile_components_are_contained() {
         (
             "wrong-version",
             "plugin",
-            r#"(component (instance $hooks) (export "thub:plugin/hooks@0.2.0" (instance $hooks)))"#.to_owned(),
-            "0.2.0",
+            r#"(component (instance $hooks) (export "thub:plugin/hooks@0.9.0" (instance $hooks)))"#.to_owned(),
+            "implements thub:plugin 0.9.0; this host supports 0.1.x and 0.2.x",
         ),
         (
             "unknown-import",
@@ -880,12 +880,12 @@ async fn the_plugin_command_lists_switches_and_reloads() {
     install(&plugins, "hello");
     let (ok, printed) = thub(folder.path(), &["plugin", "list"]);
     assert!(ok, "{printed}");
-    assert!(printed.contains("hello 0.1.0 (API 0.1.0, plugin): serving"), "{printed}");
+    assert!(printed.contains("hello 0.1.0 (API 0.2.0, plugin): serving"), "{printed}");
     assert!(printed.contains("GET /plugins/hello/greet"), "{printed}");
 
     assert!(thub(folder.path(), &["plugin", "disable", "hello"]).0);
     let (_, printed) = thub(folder.path(), &["plugin", "list"]);
-    assert!(printed.contains("hello 0.1.0 (API 0.1.0, plugin): disabled by the operator"), "{printed}");
+    assert!(printed.contains("hello 0.1.0 (API 0.2.0, plugin): disabled by the operator"), "{printed}");
     let (ok, printed) = thub(folder.path(), &["plugin", "enable", "ghost"]);
     assert!(!ok && printed.contains("no plugin 'ghost'"), "{printed}");
     assert!(thub(folder.path(), &["plugin", "enable", "hello"]).0);
@@ -1267,4 +1267,65 @@ async fn middleware_runs_in_the_operators_order_and_may_fail_closed() {
     assert_eq!((status, body["code"].as_str()), (503, Some("plugins.middleware_unavailable")), "{body}");
     assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/plugins/gate/enable", json!({})).await.0, 204);
     assert_eq!(hub.hub.post_json(Some(&admin), "/api/v1/endpoints", endpoint).await.0, 201);
+}
+
+// ----- API 0.2: users, registry, on-response -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_0_2_plugins_look_up_users_and_endpoints_when_granted() {
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "hello"),
+        |config| {
+            config.wasm.grants.insert("hello".to_owned(), grant(&["users", "registry"]));
+        },
+    )
+    .await;
+    let alice = hub.hub.register("alice").await;
+    hub.hub
+        .endpoint(&alice, json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"}))
+        .await;
+    hub.hub.endpoint(&alice, json!({"name": "Diary", "slug": "diary", "type": "model", "visibility": "private"})).await;
+
+    let (status, body) = hub.get(None, "/plugins/hello/whois?alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("alice is "), "{body}");
+    assert_eq!(hub.get(None, "/plugins/hello/whois?nobody").await, (404, "no such user".to_owned()));
+    // What the registry shows depends on who calls: the owner sees the private one too.
+    assert_eq!(hub.get(None, "/plugins/hello/endpoints?alice").await, (200, "alice/weather (public)".to_owned()));
+    let (status, mine) = hub.get(Some(&alice), "/plugins/hello/endpoints?alice").await;
+    assert_eq!(status, 200);
+    let mut mine: Vec<&str> = mine.lines().collect();
+    mine.sort();
+    assert_eq!(mine, ["alice/diary (private)", "alice/weather (public)"]);
+
+    // Without the grants the same calls find nothing.
+    let bare = PluginHub::start(Backend::Sqlite, |plugins| install(plugins, "hello"), |_| {}).await;
+    let alice = bare.hub.register("alice").await;
+    bare.hub
+        .endpoint(&alice, json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"}))
+        .await;
+    assert_eq!(bare.get(None, "/plugins/hello/whois?alice").await, (404, "no such user".to_owned()));
+    assert_eq!(bare.get(Some(&alice), "/plugins/hello/endpoints?alice").await, (200, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_response_hook_sets_headers_on_every_response() {
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "maintenance"),
+        |config| {
+            config.wasm.grants.insert("maintenance".to_owned(), grant(&["kv", "middleware"]));
+        },
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    let (_, _, headers) = hub.send(Method::GET, Some(&admin), "/api/v1/endpoints", "", &[]).await;
+    assert!(!headers.contains_key("x-read-only"));
+    let (status, ..) = hub.send(Method::PUT, Some(&admin), "/plugins/maintenance/mode", "on", &[]).await;
+    assert_eq!(status, 204);
+    let (status, _, headers) = hub.send(Method::GET, Some(&admin), "/api/v1/endpoints", "", &[]).await;
+    assert_eq!((status, headers.get("x-read-only").map(|value| value.to_str().unwrap())), (200, Some("on")));
+    let (status, _, headers) = hub.send(Method::GET, None, "/health", "", &[]).await;
+    assert_eq!((status, headers.get("x-read-only").map(|value| value.to_str().unwrap())), (200, Some("on")));
 }

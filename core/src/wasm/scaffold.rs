@@ -206,6 +206,8 @@ Built by ./build with componentize-py against wit/plugin.wit (world `plugin`); s
 typed bindings (`wit_world`) for your editor.
 """
 
+from typing import List
+
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import kv, types
@@ -227,6 +229,9 @@ class Hooks(exports.Hooks):
 
     def on_request(self, req: types.Request) -> types.Verdict:
         return types.Verdict_Continue()
+
+    def on_response(self, req: types.Request, resp: types.Response) -> List[types.Header]:
+        return []
 
     def on_event(self, ev: types.Event) -> None:
         return None
