@@ -1329,3 +1329,34 @@ async fn an_on_response_hook_sets_headers_on_every_response() {
     let (status, _, headers) = hub.send(Method::GET, None, "/health", "", &[]).await;
     assert_eq!((status, headers.get("x-read-only").map(|value| value.to_str().unwrap())), (200, Some("on")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_javascript_plugin_builds_and_serves() {
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let (ok, printed) = thub(plugins.path(), &["plugin", "new", "greeter", "--lang", "js", "--dir", dir]);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("npm install && ./build"), "{printed}");
+    let folder = plugins.path().join("greeter");
+    for file in ["app.js", "plugin.toml", "package.json", "build", "wit/plugin.wit"] {
+        assert!(folder.join(file).is_file(), "{file}");
+    }
+    // The example's componentize-js (scripts/build-wasm-examples installs it) stands in for
+    // `npm install`, which would fetch the same pinned package.
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm-js/node_modules");
+    std::os::unix::fs::symlink(tools.canonicalize().unwrap(), folder.join("node_modules")).unwrap();
+    let output = std::process::Command::new(folder.join("build")).current_dir(&folder).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let plugins_dir = plugins.path().to_path_buf();
+    let hub = TestHub::start_with(Backend::Sqlite, |config| {
+        config.wasm.dir = plugins_dir;
+        config.wasm.cache_dir = shared_cache();
+        config.wasm.grants.insert("greeter".to_owned(), grant(&["kv"]));
+    })
+    .await;
+    hub.hub.wasm.as_ref().unwrap().loaded().await;
+    let alice = hub.register("alice").await;
+    let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
+    assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+}
