@@ -1162,6 +1162,18 @@ async fn a_new_python_plugin_builds_and_serves() {
     let alice = hub.register("alice").await;
     let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
     assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+
+    // Edit, rebuild: the running hub compiles the new build in the background and swaps it in.
+    let app = folder.join("app.py");
+    let edited = std::fs::read_to_string(&app).unwrap().replace("f\"hello, {who}", "f\"hi, {who}");
+    std::fs::write(&app, edited).unwrap();
+    let output = std::process::Command::new(folder.join("build")).current_dir(&folder).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    eventually("the rebuilt plugin answers", 180, || async {
+        let (_, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
+        body.as_str().is_some_and(|text| text.starts_with("hi, alice"))
+    })
+    .await;
 }
 
 // ----- JavaScript plugins (examples/wasm-js, built with componentize-js) -----
@@ -1359,4 +1371,62 @@ async fn a_new_javascript_plugin_builds_and_serves() {
     let alice = hub.register("alice").await;
     let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
     assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thub_serve_answers_at_once_while_a_big_plugin_compiles() {
+    use std::io::{BufRead, BufReader};
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // A project folder with the Python plugin and no compiled code yet.
+    let folder = tempfile::tempdir().unwrap();
+    install(&folder.path().join(".thub/plugins"), "pyhello");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_thub-cli"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("THUB_")) {
+        command.env_remove(name);
+    }
+    let started = Instant::now();
+    let mut child = command
+        .current_dir(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _child = Stop(child);
+    let address = loop {
+        let line = lines.next().expect("start-up line").unwrap();
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let http = thub_tests::http_client();
+    let health = http.get(format!("http://{address}/health")).send().await.unwrap();
+    let answered = started.elapsed();
+    assert_eq!(health.status().as_u16(), 200);
+    // Meanwhile the plugin compiles: its routes say so.
+    let stats = http.get(format!("http://{address}/plugins/pyhello/stats")).send().await.unwrap();
+    assert_eq!(stats.status().as_u16(), 503, "answered in {answered:?}");
+    assert_eq!(stats.headers()["retry-after"], "2");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let stats = http.get(format!("http://{address}/plugins/pyhello/stats")).send().await.unwrap();
+        if stats.status().as_u16() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plugin never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "/health answered {answered:?} after the process started; the plugin served after {:?}",
+        started.elapsed()
+    );
 }
