@@ -113,6 +113,10 @@ impl Hub {
                     db.clone(),
                     events.clone(),
                     clock.clone(),
+                    wasm::HostDirectory {
+                        accounts: Some(accounts.clone() as Arc<dyn thub_plugin_sdk::AccountDirectory>),
+                        registry: context.service::<thub_registry::RegistryService>().ok(),
+                    },
                 )
                 .await?,
             ),

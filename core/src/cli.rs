@@ -148,14 +148,15 @@ pub enum PluginAction {
         id: String,
     },
     /// Create a plugin NAME in the plugins folder (or in --dir), where a running server loads
-    /// every build of it: a Rust crate (`cargo build`) or a Python plugin (`./build`).
+    /// every build of it: a Rust crate (`cargo build`), or a Python or JavaScript plugin
+    /// (`./build`).
     New {
         /// The plugin id and folder name (lowercase letters, digits, hyphens).
         name: String,
         /// Create it in this folder instead of the plugins folder.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// The language: rust or python.
+        /// The language: rust, python or js.
         #[arg(long, value_enum, default_value = "rust")]
         lang: crate::wasm::scaffold::Language,
         /// Path to thub-plugin-sdk (default: the one this thub was built from, if present).

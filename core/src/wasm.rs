@@ -22,6 +22,7 @@ mod bindings;
 mod calls;
 pub mod entity;
 mod host;
+mod host_v2;
 pub mod manifest;
 mod outbox;
 mod runtime;
@@ -44,6 +45,7 @@ use wasmtime::Engine;
 
 use crate::config::{WasmConfig, WasmGrant};
 pub use calls::middleware;
+pub use host::HostDirectory;
 use outbox::Intake;
 use scheduler::Schedule;
 pub use slots::switch;
@@ -110,6 +112,7 @@ pub struct WasmHost {
     db: DatabaseConnection,
     events: EventBus,
     clock: Arc<dyn Clock>,
+    directory: HostDirectory,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     load_errors: Mutex<BTreeMap<String, String>>,
     /// Plugins being compiled now, by id (a first version or a new one).
@@ -148,6 +151,7 @@ impl WasmHost {
         db: DatabaseConnection,
         events: EventBus,
         clock: Arc<dyn Clock>,
+        directory: HostDirectory,
     ) -> anyhow::Result<Arc<Self>> {
         let grants = RwLock::new(config.grants.clone());
         let host = Arc::new(Self {
@@ -160,6 +164,7 @@ impl WasmHost {
             db,
             events: events.clone(),
             clock,
+            directory,
             slots: RwLock::default(),
             load_errors: Mutex::default(),
             compiling: Mutex::default(),

@@ -1,12 +1,12 @@
 // The `jshello` thub plugin, in JavaScript (componentize-js against thub's WIT, world `plugin`).
 //
 // Routes under /plugins/jshello: GET /hello (logged-in callers; counts greetings in kv, greeting
-// text from config), GET /stats (registrations seen), GET /misbehave/<how> (containment tests).
+// text from config), GET /ping (no host calls), GET /stats (registrations seen), GET /misbehave/<how> (containment tests).
 // Events: user.registered is counted and answered with `plugin.jshello.seen`.
 
-import * as kv from 'thub:plugin/kv@0.1.0';
-import * as config from 'thub:plugin/config@0.1.0';
-import * as hub from 'thub:plugin/hub@0.1.0';
+import * as kv from 'thub:plugin/kv@0.2.0';
+import * as config from 'thub:plugin/config@0.2.0';
+import * as hub from 'thub:plugin/hub@0.2.0';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -37,6 +37,9 @@ export const hooks = {
       const who = request.principal.username ?? 'stranger';
       return answer(200, `${greeting}, ${who} (greeting #${count})`);
     }
+    if (request.path === '/ping') {
+      return answer(200, 'pong');
+    }
     if (request.path === '/stats') {
       return answer(200, JSON.stringify({ 'user.registered': counter('seen:user.registered') }), 'application/json');
     }
@@ -50,6 +53,9 @@ export const hooks = {
   },
   onRequest(_request) {
     return { tag: 'continue' };
+  },
+  onResponse(_request, _response) {
+    return [];
   },
   onEvent(event) {
     bump(`seen:${event.kind}`);

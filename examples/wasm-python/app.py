@@ -1,7 +1,7 @@
 """The `pyhello` thub plugin, in Python (componentize-py against thub's WIT, world `plugin`).
 
 Routes under /plugins/pyhello: GET /hello (logged-in callers; counts greetings in kv, greeting
-text from config), GET /stats (events seen and task runs), GET /fetch?URL (outbound HTTP to
+text from config), GET /ping (no host calls), GET /stats (events seen and task runs), GET /fetch?URL (outbound HTTP to
 granted hosts), GET /misbehave/<how> (for the containment tests). Events: user.registered and
 endpoint.* are counted and answered with `plugin.pyhello.seen`. Task: `tick`.
 """
@@ -60,6 +60,8 @@ class Hooks(exports.Hooks):
             greeting = config.get("greeting") or "hello"
             who = req.principal.username or "stranger"
             return answer(200, f"{greeting}, {who} (greeting #{count})")
+        if req.path == "/ping":
+            return answer(200, "pong")
         if req.path == "/stats":
             stats = {
                 "user.registered": counter("seen:user.registered"),

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Every hook has a default, so a plugin implements only what its manifest declares. Host
-//! functions are re-exported as plain modules: [`log`], [`kv`], [`config`], [`http`], [`hub`].
+//! functions are re-exported as plain modules: [`log`], [`kv`], [`config`], [`http`], [`hub`],
+//! [`users`] and [`registry`] (the last two new in API 0.2).
 
 #![allow(missing_docs)]
 
@@ -29,7 +30,7 @@ wit_bindgen::generate!({
 
 pub use exports::thub::plugin::hooks::Guest as Hooks;
 pub use thub::plugin::types::{Event, Header, Level, Principal, Request, Response, Verdict};
-pub use thub::plugin::{config, http, hub, kv, log};
+pub use thub::plugin::{config, http, hub, kv, log, registry, users};
 
 /// A thub plugin. Implement the hooks your manifest declares; the rest answer harmlessly.
 pub trait Plugin {
@@ -41,6 +42,12 @@ pub trait Plugin {
     /// Middleware before routing (when the manifest sets `middleware = true`).
     fn on_request(_request: Request) -> Verdict {
         Verdict::Continue
+    }
+
+    /// Middleware after the handler (when the manifest sets `on_response = true`): sees the
+    /// request and the response's status and headers, returns headers to set on it.
+    fn on_response(_request: Request, _response: Response) -> Vec<Header> {
+        Vec::new()
     }
 
     /// An event the manifest subscribes to. Return `Err` to have it delivered again later.
@@ -90,6 +97,12 @@ macro_rules! export_plugin {
             }
             fn on_request(request: $crate::guest::Request) -> $crate::guest::Verdict {
                 <$plugin as $crate::guest::Plugin>::on_request(request)
+            }
+            fn on_response(
+                request: $crate::guest::Request,
+                response: $crate::guest::Response,
+            ) -> Vec<$crate::guest::Header> {
+                <$plugin as $crate::guest::Plugin>::on_response(request, response)
             }
             fn on_event(event: $crate::guest::Event) -> Result<(), String> {
                 <$plugin as $crate::guest::Plugin>::on_event(event)

@@ -13,7 +13,7 @@
 
 /// The `thub:plugin` WIT API version this SDK is built against. A host refuses plugins whose
 /// API version it does not support.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
 #[cfg(not(target_arch = "wasm32"))]
 mod account_service;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use thub_core::Config;
 use thub_core::config::WasmGrant;
 use thub_core::wasm::entity::outbox;
-use thub_tests::{Backend, Session, TestHub, on_every_backend};
+use thub_tests::{Backend, Session, TestHub, eventually, on_every_backend};
 
 /// A hub with a plugins folder of its own.
 struct PluginHub {
@@ -111,19 +111,6 @@ impl PluginHub {
     async fn outbox(&self) -> Vec<outbox::Model> {
         use sea_orm::EntityTrait;
         outbox::Entity::find().all(&self.hub.hub.db).await.unwrap()
-    }
-}
-
-/// Polls `check` until it is true; panics with `what` after `seconds`.
-async fn eventually<F, Fut>(what: &str, seconds: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -784,8 +771,8 @@ async fn hostile_components_are_contained() {
         (
             "wrong-version",
             "plugin",
-            r#"(component (instance $hooks) (export "thub:plugin/hooks@0.2.0" (instance $hooks)))"#.to_owned(),
-            "0.2.0",
+            r#"(component (instance $hooks) (export "thub:plugin/hooks@0.9.0" (instance $hooks)))"#.to_owned(),
+            "implements thub:plugin 0.9.0; this host supports 0.1.x and 0.2.x",
         ),
         (
             "unknown-import",
@@ -880,12 +867,12 @@ async fn the_plugin_command_lists_switches_and_reloads() {
     install(&plugins, "hello");
     let (ok, printed) = thub(folder.path(), &["plugin", "list"]);
     assert!(ok, "{printed}");
-    assert!(printed.contains("hello 0.1.0 (API 0.1.0, plugin): serving"), "{printed}");
+    assert!(printed.contains("hello 0.1.0 (API 0.2.0, plugin): serving"), "{printed}");
     assert!(printed.contains("GET /plugins/hello/greet"), "{printed}");
 
     assert!(thub(folder.path(), &["plugin", "disable", "hello"]).0);
     let (_, printed) = thub(folder.path(), &["plugin", "list"]);
-    assert!(printed.contains("hello 0.1.0 (API 0.1.0, plugin): disabled by the operator"), "{printed}");
+    assert!(printed.contains("hello 0.1.0 (API 0.2.0, plugin): disabled by the operator"), "{printed}");
     let (ok, printed) = thub(folder.path(), &["plugin", "enable", "ghost"]);
     assert!(!ok && printed.contains("no plugin 'ghost'"), "{printed}");
     assert!(thub(folder.path(), &["plugin", "enable", "hello"]).0);
@@ -1162,6 +1149,18 @@ async fn a_new_python_plugin_builds_and_serves() {
     let alice = hub.register("alice").await;
     let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
     assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+
+    // Edit, rebuild: the running hub compiles the new build in the background and swaps it in.
+    let app = folder.join("app.py");
+    let edited = std::fs::read_to_string(&app).unwrap().replace("f\"hello, {who}", "f\"hi, {who}");
+    std::fs::write(&app, edited).unwrap();
+    let output = std::process::Command::new(folder.join("build")).current_dir(&folder).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    eventually("the rebuilt plugin answers", 180, || async {
+        let (_, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
+        body.as_str().is_some_and(|text| text.starts_with("hi, alice"))
+    })
+    .await;
 }
 
 // ----- JavaScript plugins (examples/wasm-js, built with componentize-js) -----
@@ -1297,4 +1296,154 @@ async fn events_reach_the_outbox_in_the_transaction_of_their_change() {
     // Rounds copy bus events; they must not copy a recorded one a second time.
     hub.hub.hub.wasm.clone().unwrap().run_due_work().await;
     assert_eq!(kinds(hub.outbox().await), ["\"user.registered\"", "\"endpoint.created\""]);
+}
+
+// ----- API 0.2: users, registry, on-response -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_0_2_plugins_look_up_users_and_endpoints_when_granted() {
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "hello"),
+        |config| {
+            config.wasm.grants.insert("hello".to_owned(), grant(&["users", "registry"]));
+        },
+    )
+    .await;
+    let alice = hub.hub.register("alice").await;
+    hub.hub
+        .endpoint(&alice, json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"}))
+        .await;
+    hub.hub.endpoint(&alice, json!({"name": "Diary", "slug": "diary", "type": "model", "visibility": "private"})).await;
+
+    let (status, body) = hub.get(None, "/plugins/hello/whois?alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("alice is "), "{body}");
+    assert_eq!(hub.get(None, "/plugins/hello/whois?nobody").await, (404, "no such user".to_owned()));
+    // What the registry shows depends on who calls: the owner sees the private one too.
+    assert_eq!(hub.get(None, "/plugins/hello/endpoints?alice").await, (200, "alice/weather (public)".to_owned()));
+    let (status, mine) = hub.get(Some(&alice), "/plugins/hello/endpoints?alice").await;
+    assert_eq!(status, 200);
+    let mut mine: Vec<&str> = mine.lines().collect();
+    mine.sort();
+    assert_eq!(mine, ["alice/diary (private)", "alice/weather (public)"]);
+
+    // Without the grants the same calls find nothing.
+    let bare = PluginHub::start(Backend::Sqlite, |plugins| install(plugins, "hello"), |_| {}).await;
+    let alice = bare.hub.register("alice").await;
+    bare.hub
+        .endpoint(&alice, json!({"name": "Weather", "slug": "weather", "type": "model", "visibility": "public"}))
+        .await;
+    assert_eq!(bare.get(None, "/plugins/hello/whois?alice").await, (404, "no such user".to_owned()));
+    assert_eq!(bare.get(Some(&alice), "/plugins/hello/endpoints?alice").await, (200, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_response_hook_sets_headers_on_every_response() {
+    let hub = PluginHub::start(
+        Backend::Sqlite,
+        |plugins| install(plugins, "maintenance"),
+        |config| {
+            config.wasm.grants.insert("maintenance".to_owned(), grant(&["kv", "middleware"]));
+        },
+    )
+    .await;
+    let admin = hub.hub.admin("root").await;
+    let (_, _, headers) = hub.send(Method::GET, Some(&admin), "/api/v1/endpoints", "", &[]).await;
+    assert!(!headers.contains_key("x-read-only"));
+    let (status, ..) = hub.send(Method::PUT, Some(&admin), "/plugins/maintenance/mode", "on", &[]).await;
+    assert_eq!(status, 204);
+    let (status, _, headers) = hub.send(Method::GET, Some(&admin), "/api/v1/endpoints", "", &[]).await;
+    assert_eq!((status, headers.get("x-read-only").map(|value| value.to_str().unwrap())), (200, Some("on")));
+    let (status, _, headers) = hub.send(Method::GET, None, "/health", "", &[]).await;
+    assert_eq!((status, headers.get("x-read-only").map(|value| value.to_str().unwrap())), (200, Some("on")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_javascript_plugin_builds_and_serves() {
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let (ok, printed) = thub(plugins.path(), &["plugin", "new", "greeter", "--lang", "js", "--dir", dir]);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("npm install && ./build"), "{printed}");
+    let folder = plugins.path().join("greeter");
+    for file in ["app.js", "plugin.toml", "package.json", "build", "wit/plugin.wit"] {
+        assert!(folder.join(file).is_file(), "{file}");
+    }
+    // The example's componentize-js (scripts/build-wasm-examples installs it) stands in for
+    // `npm install`, which would fetch the same pinned package.
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm-js/node_modules");
+    std::os::unix::fs::symlink(tools.canonicalize().unwrap(), folder.join("node_modules")).unwrap();
+    let output = std::process::Command::new(folder.join("build")).current_dir(&folder).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let plugins_dir = plugins.path().to_path_buf();
+    let hub = TestHub::start_with(Backend::Sqlite, |config| {
+        config.wasm.dir = plugins_dir;
+        config.wasm.cache_dir = shared_cache();
+        config.wasm.grants.insert("greeter".to_owned(), grant(&["kv"]));
+    })
+    .await;
+    hub.hub.wasm.as_ref().unwrap().loaded().await;
+    let alice = hub.register("alice").await;
+    let (status, body) = hub.get_json(Some(&alice), "/plugins/greeter/hello").await;
+    assert_eq!((status, body), (200, json!("hello, alice (greeting #1)")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thub_serve_answers_at_once_while_a_big_plugin_compiles() {
+    use std::io::{BufRead, BufReader};
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // A project folder with the Python plugin and no compiled code yet.
+    let folder = tempfile::tempdir().unwrap();
+    install(&folder.path().join(".thub/plugins"), "pyhello");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_thub-cli"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("THUB_")) {
+        command.env_remove(name);
+    }
+    let started = Instant::now();
+    let mut child = command
+        .current_dir(folder.path())
+        .args(["serve", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _child = Stop(child);
+    let address = loop {
+        let line = lines.next().expect("start-up line").unwrap();
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if let Some(address) = event["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let http = thub_tests::http_client();
+    let health = http.get(format!("http://{address}/health")).send().await.unwrap();
+    let answered = started.elapsed();
+    assert_eq!(health.status().as_u16(), 200);
+    // Meanwhile the plugin compiles: its routes say so.
+    let stats = http.get(format!("http://{address}/plugins/pyhello/stats")).send().await.unwrap();
+    assert_eq!(stats.status().as_u16(), 503, "answered in {answered:?}");
+    assert_eq!(stats.headers()["retry-after"], "2");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let stats = http.get(format!("http://{address}/plugins/pyhello/stats")).send().await.unwrap();
+        if stats.status().as_u16() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plugin never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "/health answered {answered:?} after the process started; the plugin served after {:?}",
+        started.elapsed()
+    );
 }

@@ -106,7 +106,8 @@ impl Endpoint for PluginRoutes {
             },
             request_id: current_request_id().unwrap_or_default(),
         };
-        let answer = self.host.handle_request(&id, plugin_request).await.map_err(|failure| refusal(&id, failure))?;
+        let answer =
+            self.host.handle_request(&id, plugin_request, principal).await.map_err(|failure| refusal(&id, failure))?;
         Ok(plugin_response(answer))
     }
 }
@@ -115,17 +116,30 @@ impl Endpoint for PluginRoutes {
 pub(crate) fn plugin_response(answer: super::bindings::typed::thub::plugin::types::Response) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response = Response::builder().status(status).body(answer.body);
-    for Header { name, value } in answer.headers {
+    write_headers(&mut response, answer.headers, false);
+    response.into_response()
+}
+
+/// Sets the headers an `on-response` hook returned, replacing those of the same name.
+pub(crate) fn set_headers(response: &mut Response, headers: Vec<Header>) {
+    write_headers(response, headers, true);
+}
+
+fn write_headers(response: &mut Response, headers: Vec<Header>, replace: bool) {
+    for Header { name, value } in headers {
         let lower = name.to_ascii_lowercase();
         // The hub owns cookies and the connection.
         if matches!(lower.as_str(), "set-cookie" | "connection" | "transfer-encoding" | "content-length") {
             continue;
         }
         if let (Ok(name), Ok(value)) = (header::HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            response.headers_mut().append(name, value);
+            if replace {
+                response.headers_mut().insert(name, value);
+            } else {
+                response.headers_mut().append(name, value);
+            }
         }
     }
-    response.into_response()
 }
 
 #[derive(Tags)]

@@ -15,23 +15,26 @@ use super::slots::{Loaded, Slot};
 use super::{Refusal, WasmHost, api};
 
 impl WasmHost {
-    /// Calls a plugin's route. `path` is the part after `/plugins/<id>`.
+    /// Calls a plugin's route for `caller`. `path` is the part after `/plugins/<id>`.
     pub async fn handle_request(
         &self,
         id: &str,
         request: typed::thub::plugin::types::Request,
+        caller: Option<thub_plugin_sdk::Principal>,
     ) -> Result<typed::thub::plugin::types::Response, Refusal> {
         let slot = self.slot(id).ok_or(Refusal::NotFound)?;
         let deadline = Duration::from_millis(self.config.request_timeout_ms);
         let request_id = request.request_id.clone();
         let outcome = self
-            .call(&slot, request_id, deadline, move |loaded, store| {
+            .call(&slot, request_id, caller, deadline, move |loaded, store| {
                 Box::pin(async move { loaded.prepared.invoke(store, Hook::Request(request)).await })
             })
             .await?;
         let response = match outcome {
             Ok(Output::Response(response)) => response,
-            Ok(Output::Done) => return Err(Refusal::Failed("the plugin gave no response".to_owned())),
+            Ok(Output::Done | Output::Verdict(_) | Output::Headers(_)) => {
+                return Err(Refusal::Failed("the plugin gave no response".to_owned()));
+            }
             Err(message) => {
                 slot.errors.fetch_add(1, Ordering::Relaxed);
                 return Err(Refusal::Failed(format!("the plugin returned an error: {message}")));
@@ -52,22 +55,36 @@ impl WasmHost {
         !self.middleware_ids().is_empty()
     }
 
-    /// The granted middleware plugins in the order they run: those in `wasm.middleware_order`
-    /// first, in that order, then the others by id. A fail-closed one still compiling counts.
+    /// Whether any plugin wants `on-response` (so responses need the detour).
+    pub fn has_response_middleware(&self) -> bool {
+        !self.response_middleware_ids().is_empty()
+    }
+
     fn middleware_ids(&self) -> Vec<String> {
+        self.ordered_middleware(|manifest| manifest.middleware)
+    }
+
+    fn response_middleware_ids(&self) -> Vec<String> {
+        self.ordered_middleware(|manifest| manifest.on_response)
+    }
+
+    /// The granted middleware plugins (those whose manifest `wants` the hook) in the order they
+    /// run: those in `wasm.middleware_order` first, in that order, then the others by id. A
+    /// fail-closed one still compiling counts.
+    fn ordered_middleware(&self, wants: impl Fn(&super::manifest::Manifest) -> bool) -> Vec<String> {
         let mut ids: Vec<String> = self
             .all_slots()
             .into_iter()
             .filter(|(_, slot)| {
                 let loaded = slot.current();
-                loaded.services.manifest.middleware && loaded.services.granted("middleware")
+                wants(&loaded.services.manifest) && loaded.services.granted("middleware")
             })
             .map(|(id, _)| id)
             .collect();
         for manifest in self.compiling_manifests() {
             let grant = self.grant(&manifest.id);
             let granted = grant.capabilities.iter().any(|capability| capability == "middleware");
-            if manifest.middleware && granted && grant.fail_closed && !ids.contains(&manifest.id) {
+            if wants(&manifest) && granted && grant.fail_closed && !ids.contains(&manifest.id) {
                 ids.push(manifest.id.clone());
             }
         }
@@ -90,26 +107,24 @@ impl WasmHost {
                 // Still compiling: only a fail-closed middleware is listed then.
                 return Some(middleware_refusal(&id, "is starting"));
             };
-            let loaded = slot.current();
-            if !matches!(loaded.prepared, Prepared::Typed(_)) {
+            if matches!(slot.current().prepared, Prepared::Raw(_)) {
                 continue;
             }
             let request = request.clone();
             let deadline = Duration::from_millis(self.config.middleware_timeout_ms);
             let verdict = self
-                .call(&slot, request.request_id.clone(), deadline, move |loaded, store| {
-                    Box::pin(async move {
-                        let Prepared::Typed(pre) = &loaded.prepared else {
-                            return Ok(typed::thub::plugin::types::Verdict::Continue);
-                        };
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.thub_plugin_hooks().call_on_request(&mut *store, &request).await
-                    })
+                .call(&slot, request.request_id.clone(), None, deadline, move |loaded, store| {
+                    Box::pin(async move { loaded.prepared.invoke(store, Hook::Middleware(request)).await })
                 })
                 .await;
             match verdict {
-                Ok(typed::thub::plugin::types::Verdict::Respond(response)) => return Some(response),
-                Ok(typed::thub::plugin::types::Verdict::Continue) => {}
+                Ok(Ok(Output::Verdict(typed::thub::plugin::types::Verdict::Respond(response)))) => {
+                    return Some(response);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(message)) => {
+                    tracing::warn!(plugin = %id, error = %message, "middleware returned an error; request let through")
+                }
                 Err(refusal) if fail_closed => {
                     tracing::warn!(plugin = %id, refusal = ?refusal, "fail-closed middleware failed; request refused");
                     return Some(middleware_refusal(&id, "failed"));
@@ -122,12 +137,50 @@ impl WasmHost {
         None
     }
 
+    /// Runs `on-response` plugins on `response` (status and headers; the body is not shown), in
+    /// the operator's order; returns the headers they set. Failures set nothing (fail-open),
+    /// unless the grant says `fail_closed`: then the answer is the refusal to send instead.
+    pub async fn after_response(
+        &self,
+        request: &typed::thub::plugin::types::Request,
+        response: &typed::thub::plugin::types::Response,
+    ) -> Result<Vec<typed::thub::plugin::types::Header>, typed::thub::plugin::types::Response> {
+        let mut set = Vec::new();
+        for id in self.response_middleware_ids() {
+            let fail_closed = self.grant(&id).fail_closed;
+            let Some(slot) = self.slot(&id) else {
+                return Err(middleware_refusal(&id, "is starting"));
+            };
+            let (request, response) = (request.clone(), response.clone());
+            let deadline = Duration::from_millis(self.config.middleware_timeout_ms);
+            let outcome = self
+                .call(&slot, request.request_id.clone(), None, deadline, move |loaded, store| {
+                    Box::pin(async move { loaded.prepared.invoke(store, Hook::AfterResponse(request, response)).await })
+                })
+                .await;
+            match outcome {
+                Ok(Ok(Output::Headers(headers))) => set.extend(headers),
+                Ok(Ok(_)) => {}
+                Ok(Err(message)) => {
+                    tracing::warn!(plugin = %id, error = %message, "response middleware returned an error")
+                }
+                Err(refusal) if fail_closed => {
+                    tracing::warn!(plugin = %id, refusal = ?refusal, "fail-closed response middleware failed; response refused");
+                    return Err(middleware_refusal(&id, "failed"));
+                }
+                Err(refusal) => tracing::warn!(plugin = %id, refusal = ?refusal, "response middleware failed"),
+            }
+        }
+        Ok(set)
+    }
+
     /// The instance lifecycle every hook shares: availability, the concurrency cap, a fresh
     /// store, the deadline, metrics, and the failure circuit.
     pub(super) async fn call<T>(
         &self,
         slot: &Arc<Slot>,
         request_id: String,
+        caller: Option<thub_plugin_sdk::Principal>,
         deadline: Duration,
         run: impl for<'a> FnOnce(
             Arc<Loaded>,
@@ -141,7 +194,7 @@ impl WasmHost {
         let loaded = slot.current();
         let id = loaded.services.id.clone();
         let memory = usize::try_from(self.config.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-        let mut store = runtime::store(&self.engine, loaded.services.clone(), request_id.clone(), memory);
+        let mut store = runtime::store(&self.engine, loaded.services.clone(), request_id.clone(), caller, memory);
         let started = Instant::now();
         let outcome = runtime::with_deadline(deadline, run(loaded, &mut store)).await;
         store.data().flush_output();
@@ -202,7 +255,9 @@ fn middleware_refusal(id: &str, what: &str) -> typed::thub::plugin::types::Respo
 }
 
 /// Wraps `inner` so granted middleware plugins see every request (except the plugin routes and
-/// the plugin admin API) before routing. Headers only; fail-open unless a grant says otherwise.
+/// the plugin admin API) before routing (`on-request`), and its response's status and headers
+/// after (`on-response`, which may set headers). Headers only; fail-open unless a grant says
+/// otherwise.
 pub fn middleware<E: poem::Endpoint + 'static>(
     inner: E,
     host: Option<Arc<WasmHost>>,
@@ -213,32 +268,48 @@ pub fn middleware<E: poem::Endpoint + 'static>(
         async move {
             let path = request.uri().path();
             let exempt = path.starts_with("/plugins/") || path.starts_with("/api/v1/plugins");
-            if let Some(host) = host.filter(|host| !exempt && host.has_middleware()) {
-                let headers = request
-                    .headers()
-                    .iter()
-                    .filter(|(name, _)| !matches!(name.as_str(), "authorization" | "cookie" | "proxy-authorization"))
-                    .filter_map(|(name, value)| {
-                        Some(typed::thub::plugin::types::Header {
-                            name: name.to_string(),
-                            value: value.to_str().ok()?.to_owned(),
-                        })
-                    })
-                    .collect();
-                let seen = typed::thub::plugin::types::Request {
-                    method: request.method().to_string(),
-                    path: path.to_owned(),
-                    query: request.uri().query().unwrap_or_default().to_owned(),
-                    headers,
+            let Some(host) = host.filter(|host| !exempt && (host.has_middleware() || host.has_response_middleware()))
+            else {
+                return inner.call(request).await.map(IntoResponse::into_response);
+            };
+            let seen = typed::thub::plugin::types::Request {
+                method: request.method().to_string(),
+                path: path.to_owned(),
+                query: request.uri().query().unwrap_or_default().to_owned(),
+                headers: visible_headers(request.headers()),
+                body: Vec::new(),
+                principal: typed::thub::plugin::types::Principal { user_id: None, username: None, role: None },
+                request_id: thub_plugin_sdk::current_request_id().unwrap_or_default(),
+            };
+            if host.has_middleware()
+                && let Some(answer) = host.middleware(&seen).await
+            {
+                return Ok(api::plugin_response(answer));
+            }
+            let mut response = inner.call(request).await.map(IntoResponse::into_response)?;
+            if host.has_response_middleware() {
+                let shown = typed::thub::plugin::types::Response {
+                    status: response.status().as_u16(),
+                    headers: visible_headers(response.headers()),
                     body: Vec::new(),
-                    principal: typed::thub::plugin::types::Principal { user_id: None, username: None, role: None },
-                    request_id: thub_plugin_sdk::current_request_id().unwrap_or_default(),
                 };
-                if let Some(answer) = host.middleware(&seen).await {
-                    return Ok(api::plugin_response(answer));
+                match host.after_response(&seen, &shown).await {
+                    Ok(headers) => api::set_headers(&mut response, headers),
+                    Err(refusal) => return Ok(api::plugin_response(refusal)),
                 }
             }
-            inner.call(request).await.map(IntoResponse::into_response)
+            Ok(response)
         }
     })
+}
+
+/// Headers a middleware may see: never credentials or cookies.
+fn visible_headers(headers: &poem::http::HeaderMap) -> Vec<typed::thub::plugin::types::Header> {
+    headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "authorization" | "cookie" | "proxy-authorization" | "set-cookie"))
+        .filter_map(|(name, value)| {
+            Some(typed::thub::plugin::types::Header { name: name.to_string(), value: value.to_str().ok()?.to_owned() })
+        })
+        .collect()
 }

@@ -1,4 +1,5 @@
-//! What a plugin instance may call: log, key-value storage, config, outbound HTTP, events. Each
+//! What a plugin instance may call: log, key-value storage, config, outbound HTTP, events (and,
+//! from API 0.2, users and the registry: `host_v2.rs`). Each
 //! call checks the operator's grant; nothing is granted by default. One [`HostState`] per
 //! instance, i.e. per call.
 
@@ -32,8 +33,19 @@ const MAX_STORE_BYTES: i64 = 10 * 1024 * 1024;
 const MAX_HTTP_RESPONSE_BYTES: usize = 5 * 1024 * 1024;
 const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The hub's services behind the `users` and `registry` interfaces (absent when the registry
+/// plugin is switched off).
+#[derive(Clone, Default)]
+pub struct HostDirectory {
+    /// Accounts, for `users`.
+    pub accounts: Option<Arc<dyn thub_plugin_sdk::AccountDirectory>>,
+    /// The registry plugin's service, for `registry`.
+    pub registry: Option<Arc<thub_registry::RegistryService>>,
+}
+
 /// What every instance of one plugin shares.
 pub(crate) struct PluginServices {
+    pub(crate) directory: HostDirectory,
     pub(crate) id: Arc<str>,
     pub(crate) manifest: Manifest,
     pub(crate) grant: WasmGrant,
@@ -53,6 +65,8 @@ impl PluginServices {
 pub(crate) struct HostState {
     pub(crate) services: Arc<PluginServices>,
     pub(crate) request_id: String,
+    /// Who the call is for (a route's signed-in caller), for what `registry` shows.
+    pub(crate) caller: Option<thub_plugin_sdk::Principal>,
     pub(crate) limits: StoreLimits,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -63,7 +77,12 @@ pub(crate) struct HostState {
 impl HostState {
     /// A fresh state for one call: memory capped, WASI with no files, environment, arguments or
     /// network; stdout and stderr captured into the plugin's log.
-    pub(crate) fn new(services: Arc<PluginServices>, request_id: String, memory_bytes: usize) -> Self {
+    pub(crate) fn new(
+        services: Arc<PluginServices>,
+        request_id: String,
+        caller: Option<thub_plugin_sdk::Principal>,
+        memory_bytes: usize,
+    ) -> Self {
         let output = MemoryOutputPipe::new(64 * 1024);
         let wasi = WasiCtxBuilder::new()
             .stdout(output.clone())
@@ -79,7 +98,7 @@ impl HostState {
             .tables(32)
             .table_elements(10_000)
             .build();
-        Self { services, request_id, limits, wasi, table: ResourceTable::new(), output, log_lines: 0 }
+        Self { services, request_id, caller, limits, wasi, table: ResourceTable::new(), output, log_lines: 0 }
     }
 
     /// Writes what the guest printed to stdout/stderr into the log, then forgets it.

@@ -6,8 +6,16 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-/// The API versions this host supports: `0.1.x`.
-pub const SUPPORTED_API: (u64, u64) = (0, 1);
+/// The API versions this host supports, `(major, minor)`: `0.1.x` and `0.2.x`.
+pub const SUPPORTED_APIS: [(u64, u64); 2] = [(0, 1), (0, 2)];
+/// The API version the SDK builds against.
+pub const CURRENT_API: (u64, u64) = (0, 2);
+
+/// The supported versions, for messages: `0.1.x and 0.2.x`.
+pub fn supported() -> String {
+    let versions: Vec<String> = SUPPORTED_APIS.iter().map(|(major, minor)| format!("{major}.{minor}.x")).collect();
+    versions.join(" and ")
+}
 
 /// A plugin manifest.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,6 +45,10 @@ pub struct Manifest {
     /// Call `on-request` before routing every request (needs the `middleware` grant).
     #[serde(default)]
     pub middleware: bool,
+    /// Call `on-response` after the handler of every request (API 0.2; needs the `middleware`
+    /// grant).
+    #[serde(default)]
+    pub on_response: bool,
     /// Event kinds delivered to `on-event` (`user.registered`, or a prefix like `endpoint.*`;
     /// needs the `events` grant).
     #[serde(default)]
@@ -118,12 +130,11 @@ impl Manifest {
             format!("plugin {}: api_version '{}' is not MAJOR.MINOR.PATCH", self.id, self.api_version)
         })?;
         anyhow::ensure!(
-            (version.0, version.1) == SUPPORTED_API,
-            "plugin {} was built for API {}; this host supports {}.{}.x",
+            SUPPORTED_APIS.contains(&(version.0, version.1)),
+            "plugin {} was built for API {}; this host supports {}",
             self.id,
             self.api_version,
-            SUPPORTED_API.0,
-            SUPPORTED_API.1
+            supported()
         );
         let wasm = Path::new(&self.wasm);
         anyhow::ensure!(
@@ -205,10 +216,12 @@ mod tests {
     #[test]
     fn bad_manifests_are_refused_with_a_reason() {
         let version = manifest("").map(|_| ()).and_then(|_| {
-            let manifest: Manifest = toml::from_str("id = \"x\"\nversion = \"1\"\napi_version = \"0.2.0\"\n")?;
+            let manifest: Manifest = toml::from_str("id = \"x\"\nversion = \"1\"\napi_version = \"0.9.0\"\n")?;
             manifest.check()
         });
-        assert!(version.unwrap_err().to_string().contains("supports 0.1.x"));
+        assert!(
+            version.unwrap_err().to_string().contains("was built for API 0.9.0; this host supports 0.1.x and 0.2.x")
+        );
         assert!(manifest("unknown = 1").is_err());
         let bad_id: Manifest = toml::from_str("id = \"Bad_Id\"\nversion = \"1\"\napi_version = \"0.1.0\"\n").unwrap();
         assert!(bad_id.check().is_err());

@@ -288,7 +288,7 @@ impl WasmHost {
         let event: typed::thub::plugin::types::Event =
             serde_json::from_str::<StoredEvent>(&row.event).map_err(|error| error.to_string())?.into();
         let deadline = Duration::from_millis(self.config.event_timeout_ms);
-        self.call(&slot, format!("event-{}", event.id), deadline, move |loaded, store| {
+        self.call(&slot, format!("event-{}", event.id), None, deadline, move |loaded, store| {
             Box::pin(async move { loaded.prepared.invoke(store, Hook::Event(event)).await })
         })
         .await

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-use super::bindings::{raw, typed};
+use super::bindings::{raw, typed, typed_v2};
 use super::host::{HostState, PluginServices};
 use crate::config::WasmConfig;
 
@@ -165,11 +165,13 @@ fn write_cache(component: &Component, cached: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A component ready to instantiate, in its world.
+/// A component ready to instantiate, in its world and version.
 pub(crate) enum Prepared {
-    /// `thub:plugin/plugin`.
+    /// `thub:plugin/plugin@0.1.x`.
     Typed(typed::PluginPre<HostState>),
-    /// `thub:plugin/raw`.
+    /// `thub:plugin/plugin@0.2.x`.
+    TypedV2(typed_v2::PluginPre<HostState>),
+    /// `thub:plugin/raw@0.1.x`.
     Raw(raw::RawPre<HostState>),
 }
 
@@ -177,6 +179,10 @@ pub(crate) enum Prepared {
 pub(crate) enum Hook {
     /// `handle-request` (raw: `handle("request", …)`).
     Request(typed::thub::plugin::types::Request),
+    /// `on-request` (typed worlds only; raw plugins let the request through).
+    Middleware(typed::thub::plugin::types::Request),
+    /// `on-response` (0.2 only; others set no headers).
+    AfterResponse(typed::thub::plugin::types::Request, typed::thub::plugin::types::Response),
     /// `on-event` (raw: `handle("event", …)`).
     Event(typed::thub::plugin::types::Event),
     /// `run-task` (raw: `handle("task", name)`).
@@ -187,6 +193,10 @@ pub(crate) enum Hook {
 pub(crate) enum Output {
     /// A route's response.
     Response(typed::thub::plugin::types::Response),
+    /// A middleware decision.
+    Verdict(typed::thub::plugin::types::Verdict),
+    /// Headers an `on-response` hook sets.
+    Headers(Vec<typed::thub::plugin::types::Header>),
     /// An event or task handled.
     Done,
 }
@@ -207,23 +217,58 @@ impl Prepared {
                     Hook::Request(request) => {
                         hooks.call_handle_request(&mut *store, &request).await?.map(Output::Response)
                     }
+                    Hook::Middleware(request) => {
+                        Ok(Output::Verdict(hooks.call_on_request(&mut *store, &request).await?))
+                    }
+                    Hook::AfterResponse(..) => Ok(Output::Headers(Vec::new())),
                     Hook::Event(event) => hooks.call_on_event(&mut *store, &event).await?.map(|()| Output::Done),
                     Hook::Task(name) => hooks.call_run_task(&mut *store, &name).await?.map(|()| Output::Done),
                 })
             }
-            Prepared::Raw(pre) => {
+            Prepared::TypedV2(pre) => {
+                use super::host_v2::{
+                    event_to_new, headers_to_old, request_to_new, response_to_new, response_to_old, verdict_to_old,
+                };
                 let instance = pre.instantiate_async(&mut *store).await?;
+                let hooks = instance.thub_plugin_hooks();
+                Ok(match hook {
+                    Hook::Request(request) => hooks
+                        .call_handle_request(&mut *store, &request_to_new(request))
+                        .await?
+                        .map(|response| Output::Response(response_to_old(response))),
+                    Hook::Middleware(request) => {
+                        let verdict = hooks.call_on_request(&mut *store, &request_to_new(request)).await?;
+                        Ok(Output::Verdict(verdict_to_old(verdict)))
+                    }
+                    Hook::AfterResponse(request, response) => {
+                        let headers = hooks
+                            .call_on_response(&mut *store, &request_to_new(request), &response_to_new(response))
+                            .await?;
+                        Ok(Output::Headers(headers_to_old(headers)))
+                    }
+                    Hook::Event(event) => {
+                        hooks.call_on_event(&mut *store, &event_to_new(event)).await?.map(|()| Output::Done)
+                    }
+                    Hook::Task(name) => hooks.call_run_task(&mut *store, &name).await?.map(|()| Output::Done),
+                })
+            }
+            Prepared::Raw(pre) => {
                 let (kind, input) = match &hook {
                     Hook::Request(request) => ("request", raw_request(request)),
+                    Hook::Middleware(_) => {
+                        return Ok(Ok(Output::Verdict(typed::thub::plugin::types::Verdict::Continue)));
+                    }
+                    Hook::AfterResponse(..) => return Ok(Ok(Output::Headers(Vec::new()))),
                     Hook::Event(event) => {
                         ("event", serde_json::to_vec(&super::outbox::StoredEvent::from(event)).unwrap_or_default())
                     }
                     Hook::Task(name) => ("task", name.as_bytes().to_vec()),
                 };
+                let instance = pre.instantiate_async(&mut *store).await?;
                 let answer = instance.call_handle(&mut *store, kind, &input).await?;
                 Ok(match hook {
                     Hook::Request(_) => answer.and_then(|bytes| raw_response(&bytes)).map(Output::Response),
-                    Hook::Event(_) | Hook::Task(_) => answer.map(|_| Output::Done),
+                    _ => answer.map(|_| Output::Done),
                 })
             }
         }
@@ -278,26 +323,41 @@ fn raw_response(bytes: &[u8]) -> Result<typed::thub::plugin::types::Response, St
 /// here, at load, with wasmtime's message.
 pub(crate) fn prepare(engine: &Engine, component: &Component, world: &str) -> anyhow::Result<Prepared> {
     let exported: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_owned()).collect();
+    // The version of `thub:plugin/hooks` it exports picks the bindings; none: the current one,
+    // whose check then names the missing export.
+    let mut minor = super::manifest::CURRENT_API.1;
     if let Some(hooks) = exported.iter().find(|name| name.starts_with("thub:plugin/hooks@")) {
         let version = hooks.trim_start_matches("thub:plugin/hooks@");
-        let supported = super::manifest::parse_version(version)
-            .is_some_and(|(major, minor, _)| (major, minor) == super::manifest::SUPPORTED_API);
-        anyhow::ensure!(supported, "the component implements thub:plugin {version}; this host supports 0.1.x");
+        minor = super::manifest::parse_version(version)
+            .filter(|(major, minor, _)| super::manifest::SUPPORTED_APIS.contains(&(*major, *minor)))
+            .map(|(_, minor, _)| minor)
+            .with_context(|| {
+                format!(
+                    "the component implements thub:plugin {version}; this host supports {}",
+                    super::manifest::supported()
+                )
+            })?;
     }
     let mut linker: Linker<HostState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|error| anyhow::anyhow!("{error}"))?;
-    let prepared = match world {
-        "raw" => {
+    let prepared = match (world, minor) {
+        ("raw", _) => {
             raw::Raw::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             let pre = linker.instantiate_pre(component).map_err(|error| anyhow::anyhow!("{error:#}"))?;
             Prepared::Raw(raw::RawPre::new(pre).map_err(|error| anyhow::anyhow!("{error:#}"))?)
         }
-        _ => {
+        (_, 1) => {
             typed::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             let pre = linker.instantiate_pre(component).map_err(|error| anyhow::anyhow!("{error:#}"))?;
             Prepared::Typed(typed::PluginPre::new(pre).map_err(|error| anyhow::anyhow!("{error:#}"))?)
+        }
+        _ => {
+            typed_v2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            let pre = linker.instantiate_pre(component).map_err(|error| anyhow::anyhow!("{error:#}"))?;
+            Prepared::TypedV2(typed_v2::PluginPre::new(pre).map_err(|error| anyhow::anyhow!("{error:#}"))?)
         }
     };
     Ok(prepared)
@@ -317,9 +377,10 @@ pub(crate) fn store(
     engine: &Engine,
     services: Arc<PluginServices>,
     request_id: String,
+    caller: Option<thub_plugin_sdk::Principal>,
     memory_bytes: usize,
 ) -> Store<HostState> {
-    let mut store = Store::new(engine, HostState::new(services, request_id, memory_bytes));
+    let mut store = Store::new(engine, HostState::new(services, request_id, caller, memory_bytes));
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);

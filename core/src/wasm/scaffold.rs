@@ -1,8 +1,9 @@
-//! `thub plugin new NAME [--lang rust|python]`: a plugin that is also a plugin folder. Its
+//! `thub plugin new NAME [--lang rust|python|js]`: a plugin that is also a plugin folder. Its
 //! `plugin.toml` points at the component its build writes, so a plugin created in the plugins
 //! folder is live: a running server loads every build. Rust: a crate on thub-plugin-sdk
 //! (`cargo build`). Python: `app.py`, the WIT this thub speaks, and a `build` script running
-//! componentize-py (which also writes typed stubs of the WIT for editors).
+//! componentize-py (which also writes typed stubs of the WIT for editors). JavaScript: `app.js`,
+//! the WIT, a `package.json` pinning componentize-js and the same kind of `build` script.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,8 @@ pub enum Language {
     Rust,
     /// Python, built with componentize-py.
     Python,
+    /// JavaScript, built with componentize-js (from npm).
+    Js,
 }
 
 /// Creates the plugin in `folder` (which must not exist). Returns what to tell the user.
@@ -34,8 +37,10 @@ pub fn create(folder: &Path, language: Language, sdk: Option<PathBuf>) -> anyhow
         "plugin names are lowercase letters, digits and hyphens, starting with a letter"
     );
     anyhow::ensure!(!folder.exists(), "{} already exists", folder.display());
-    if language == Language::Python {
-        return create_python(folder, &id);
+    match language {
+        Language::Python => return create_python(folder, &id),
+        Language::Js => return create_javascript(folder, &id),
+        Language::Rust => {}
     }
     let dependency = match sdk.or_else(bundled_sdk) {
         Some(path) => {
@@ -151,7 +156,7 @@ const PYTHON_BUILD: &str = include_str!("../../../examples/wasm-python/build");
 
 fn create_python(folder: &Path, id: &str) -> anyhow::Result<Vec<String>> {
     let files = [
-        ("plugin.toml", python_manifest(id)),
+        ("plugin.toml", script_manifest(id)),
         ("app.py", PYTHON_APP.replace("{id}", id)),
         ("build", PYTHON_BUILD.to_owned()),
         ("wit/plugin.wit", PLUGIN_WIT.to_owned()),
@@ -169,6 +174,79 @@ fn create_python(folder: &Path, id: &str) -> anyhow::Result<Vec<String>> {
     ])
 }
 
+/// The build script of JavaScript plugins (the example uses the same one).
+const JAVASCRIPT_BUILD: &str = include_str!("../../../examples/wasm-js/build");
+
+fn create_javascript(folder: &Path, id: &str) -> anyhow::Result<Vec<String>> {
+    let files = [
+        ("plugin.toml", script_manifest(id)),
+        ("app.js", JAVASCRIPT_APP.replace("{id}", id)),
+        ("package.json", JAVASCRIPT_PACKAGE.replace("{id}", id)),
+        ("build", JAVASCRIPT_BUILD.to_owned()),
+        ("wit/plugin.wit", PLUGIN_WIT.to_owned()),
+        (".gitignore", "node_modules/\nplugin.wasm\n*.partial\n".to_owned()),
+    ];
+    write_files(folder, &files)?;
+    make_executable(&folder.join("build"))?;
+    Ok(vec![
+        format!("Created the JavaScript plugin {}.", folder.display()),
+        "Build it (npm install fetches componentize-js once):".to_owned(),
+        format!("    cd {} && npm install && ./build", folder.display()),
+        "In the plugins folder (thub plugin list shows where), a running server loads every build.".to_owned(),
+        format!("Grant what it needs in thub.toml: [wasm.grants.{id}] capabilities = [\"kv\"]"),
+    ])
+}
+
+const JAVASCRIPT_PACKAGE: &str = r#"{
+  "name": "thub-plugin-{id}",
+  "private": true,
+  "type": "module",
+  "scripts": {
+    "build": "./build"
+  },
+  "devDependencies": {
+    "@bytecodealliance/componentize-js": "0.23.0",
+    "@bytecodealliance/preview2-shim": "0.25.0"
+  }
+}
+"#;
+
+const JAVASCRIPT_APP: &str = r#"// The `{id}` thub plugin. GET /plugins/{id}/hello greets the caller.
+// Built by ./build with componentize-js against wit/plugin.wit (world `plugin`).
+
+import * as kv from 'thub:plugin/kv@0.2.0';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function text(status, body) {
+  return { status, headers: [{ name: 'content-type', value: 'text/plain; charset=utf-8' }], body: encoder.encode(body) };
+}
+
+export const hooks = {
+  handleRequest(request) {
+    if (request.method === 'GET' && request.path === '/hello') {
+      const stored = kv.get('greetings');
+      const count = (stored === undefined ? 0 : Number(decoder.decode(stored))) + 1;
+      kv.set('greetings', encoder.encode(String(count)));
+      const who = request.principal.username ?? 'stranger';
+      return text(200, `hello, ${who} (greeting #${count})`);
+    }
+    return text(404, 'not found');
+  },
+  onRequest(_request) {
+    return { tag: 'continue' };
+  },
+  onResponse(_request, _response) {
+    return [];
+  },
+  onEvent(_event) {},
+  runTask(name) {
+    throw `no task ${name}`;
+  },
+};
+"#;
+
 #[cfg(unix)]
 fn make_executable(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -181,7 +259,8 @@ fn make_executable(_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn python_manifest(id: &str) -> String {
+/// The manifest of a Python or JavaScript plugin: its build writes `plugin.wasm`.
+fn script_manifest(id: &str) -> String {
     format!(
         r#"id = "{id}"
 version = "0.1.0"
@@ -206,6 +285,8 @@ Built by ./build with componentize-py against wit/plugin.wit (world `plugin`); s
 typed bindings (`wit_world`) for your editor.
 """
 
+from typing import List
+
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import kv, types
@@ -227,6 +308,9 @@ class Hooks(exports.Hooks):
 
     def on_request(self, req: types.Request) -> types.Verdict:
         return types.Verdict_Continue()
+
+    def on_response(self, req: types.Request, resp: types.Response) -> List[types.Header]:
+        return []
 
     def on_event(self, ev: types.Event) -> None:
         return None

@@ -74,7 +74,7 @@ impl WasmHost {
     async fn run_task(&self, id: &str, name: String) -> Result<(), String> {
         let slot = self.slot(id).ok_or("the plugin is not loaded")?;
         let deadline = Duration::from_millis(self.config.task_timeout_ms);
-        self.call(&slot, format!("task-{id}-{name}"), deadline, move |loaded, store| {
+        self.call(&slot, format!("task-{id}-{name}"), None, deadline, move |loaded, store| {
             Box::pin(async move { loaded.prepared.invoke(store, Hook::Task(name)).await })
         })
         .await

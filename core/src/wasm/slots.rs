@@ -12,6 +12,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::WasmHost;
@@ -116,9 +117,11 @@ impl WasmHost {
                             // A build touches files several times; the same plugin again is no change.
                             return;
                         }
+                        let version = loaded.services.manifest.version.clone();
                         *slot.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
                         slot.reset_circuit();
                         tracing::info!(plugin = %id, "wasm plugin reloaded");
+                        self.events.emit("plugin.reloaded", json!({"plugin_id": id, "version": version}));
                     }
                     None => {
                         let slot = Arc::new(Slot {
@@ -140,14 +143,17 @@ impl WasmHost {
                                 tracing::error!(plugin = %id, error = %error, "cannot read the plugin's switch; the next poll will")
                             }
                         }
+                        let version = slot.current().services.manifest.version.clone();
                         self.slots.write().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id.clone(), slot);
                         tracing::info!(plugin = %id, "wasm plugin loaded");
+                        self.events.emit("plugin.loaded", json!({"plugin_id": id, "version": version}));
                     }
                 }
             }
             Err(error) => {
                 let message = format!("{error:#}");
                 tracing::error!(plugin = %folder_id, error = %message, "wasm plugin not loaded");
+                self.events.emit("plugin.load_failed", json!({"plugin_id": folder_id, "error": message}));
                 self.load_errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(folder_id, message);
             }
         }
@@ -202,6 +208,7 @@ impl WasmHost {
                 .map_err(|error| anyhow::anyhow!("plugin {}: config {key}: {error}", manifest.id))?;
         }
         let services = Arc::new(PluginServices {
+            directory: self.directory.clone(),
             id: Arc::from(manifest.id.as_str()),
             manifest,
             grant,
@@ -281,6 +288,9 @@ impl WasmHost {
     /// Switches a plugin on or off for every instance sharing the database.
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), sea_orm::DbErr> {
         set_switch(&self.db, id, enabled, self.clock.now()).await?;
+        let kind = if enabled { "plugin.enabled" } else { "plugin.disabled" };
+        // "enabled by the operator" / "disabled by the operator".
+        self.events.emit(kind, json!({"plugin_id": id, "reason": format!("{} by the operator", &kind[7..])}));
         if let Some(slot) = self.slot(id) {
             slot.enabled.store(enabled, Ordering::Relaxed);
             if enabled {

@@ -428,13 +428,18 @@ async fn wasm(options: &Options) {
     let client = thub_tests::http_client();
 
     let plugins = tempfile::tempdir().unwrap();
-    copy(plugins.path(), &["hello", "misbehaving"]);
+    copy(plugins.path(), &["hello", "misbehaving", "pyhello", "jshello"]);
     let dir = plugins.path().to_path_buf();
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
         config.wasm.dir = dir;
         config.wasm.grants.insert("hello".to_owned(), grant(&["kv"]));
     })
     .await;
+    let pool = &hub.hub.config.wasm;
+    println!(
+        "\ninstance pool: {} instances, memories capped at {} MiB, {} KiB kept resident per freed memory",
+        pool.pool_instances, pool.memory_mb, pool.pool_keep_resident_kb
+    );
     hub.hub.wasm.as_ref().unwrap().loaded().await;
     let server = hub.serve().await;
     let mut results: Vec<Measurement> = Vec::new();
@@ -461,10 +466,29 @@ async fn wasm(options: &Options) {
         )
         .await,
     );
+    results.push(
+        measure(
+            "GET /plugins/pyhello/ping (Python plugin, no host calls)",
+            concurrency,
+            duration,
+            get(&client, server.url("/plugins/pyhello/ping")),
+        )
+        .await,
+    );
+    results.push(
+        measure(
+            "GET /plugins/jshello/ping (JavaScript plugin, no host calls)",
+            concurrency,
+            duration,
+            get(&client, server.url("/plugins/jshello/ping")),
+        )
+        .await,
+    );
     let host = hub.hub.wasm.clone().unwrap();
     let mean_ms =
         |id: &str| host.list().into_iter().find(|plugin| plugin.id == id).map_or(0.0, |plugin| plugin.mean_ms);
     let (bare_call, kv_call) = (mean_ms("misbehaving"), mean_ms("hello"));
+    let (python_call, javascript_call) = (mean_ms("pyhello"), mean_ms("jshello"));
     drop(server);
 
     // The same trivial route with a middleware plugin in front of every request.
@@ -495,10 +519,12 @@ async fn wasm(options: &Options) {
         println!("{}", result.row(Some(&baseline)));
     }
     println!(
-        "\nmean time inside the host per plugin call (fresh instance + call): {bare_call:.3} ms without host calls, {kv_call:.3} ms with one kv read"
+        "\nmean time inside the host per plugin call (fresh instance + call): Rust {bare_call:.3} ms without host calls, {kv_call:.3} ms with one kv read; Python {python_call:.3} ms; JavaScript {javascript_call:.3} ms"
     );
 
     // Loading: compile from source vs from the on-disk cache of compiled code.
+    let plugins = tempfile::tempdir().unwrap();
+    copy(plugins.path(), &["hello", "misbehaving"]);
     let cache = tempfile::tempdir().unwrap();
     let mut timings = Vec::new();
     for _ in 0..2 {
@@ -510,6 +536,7 @@ async fn wasm(options: &Options) {
             hub.hub.db.clone(),
             hub.hub.events.clone(),
             hub.hub.clock.clone(),
+            thub_core::wasm::HostDirectory::default(),
         )
         .await
         .unwrap();

@@ -3,8 +3,10 @@
 //! GET /plugins/hello/greet       → "hello, <user>! visit #N"
 //! GET /plugins/hello/count       → the visit count as JSON
 //! PUT /plugins/hello/note        → stores the body under `note`; GET /plugins/hello/note reads it
+//! GET /plugins/hello/whois?NAME  → that user's public profile (`users` grant)
+//! GET /plugins/hello/endpoints?OWNER → the owner's endpoints the caller may see (`registry` grant)
 
-use thub_plugin_sdk::guest::{self, Plugin, Request, Response, config, kv};
+use thub_plugin_sdk::guest::{self, Plugin, Request, Response, config, kv, registry, users};
 
 struct Hello;
 
@@ -32,6 +34,17 @@ impl Plugin for Hello {
                 Some(note) => Ok(Response { status: 200, headers: Vec::new(), body: note }),
                 None => Ok(guest::text(404, "no note yet")),
             },
+            ("GET", "/whois") => match users::by_name(&request.query) {
+                Some(user) => Ok(guest::text(200, &format!("{} is {} (#{})", user.username, user.full_name, user.id))),
+                None => Ok(guest::text(404, "no such user")),
+            },
+            ("GET", "/endpoints") => {
+                let slugs: Vec<String> = registry::list_by_owner(&request.query, 10)
+                    .into_iter()
+                    .map(|endpoint| format!("{}/{} ({})", endpoint.owner, endpoint.slug, endpoint.visibility))
+                    .collect();
+                Ok(guest::text(200, &slugs.join("\n")))
+            }
             _ => Ok(guest::text(404, "no such page")),
         }
     }

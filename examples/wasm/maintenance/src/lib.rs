@@ -1,7 +1,8 @@
 //! `maintenance`: a read-only switch for the whole hub, as middleware.
 //!
 //! PUT /plugins/maintenance/mode with `on` or `off` (administrators) flips it; GET shows it.
-//! While on, every API write answers 503 before it reaches the hub, except signing in and out.
+//! While on, every API write answers 503 before it reaches the hub, except signing in and out,
+//! and every response carries `x-read-only: on`.
 
 use thub_plugin_sdk::guest::{self, Plugin, Request, Response, Verdict, kv};
 
@@ -24,6 +25,10 @@ impl Plugin for Maintenance {
             return Verdict::Respond(answer);
         }
         Verdict::Continue
+    }
+
+    fn on_response(_request: Request, _response: Response) -> Vec<guest::Header> {
+        if is_on() { vec![guest::Header { name: "x-read-only".to_owned(), value: "on".to_owned() }] } else { Vec::new() }
     }
 
     fn handle_request(request: Request) -> Result<Response, String> {
