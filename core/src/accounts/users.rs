@@ -35,7 +35,7 @@ impl Accounts {
 
     /// The user with this username (case-insensitive).
     pub async fn user_by_name(&self, username: &str) -> Result<Option<user::Model>, sea_orm::DbErr> {
-        Ok(user::Entity::find().filter(user::Column::Username.eq(username.trim().to_lowercase())).one(&self.db).await?)
+        user::Entity::find().filter(user::Column::Username.eq(username.trim().to_lowercase())).one(&self.db).await
     }
 
     /// Users in id order, for administrators.

@@ -103,8 +103,9 @@ thub_plugin_sdk::declared_string! {
 /// The minimum password length when `auth.min_password_length` is not set.
 pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 8;
 
-/// A letter and a digit somewhere (`[\s\S]` because `.` stops at line breaks).
-const PASSWORD_PATTERN: &str = r"^(?=[\s\S]*\d)(?=[\s\S]*[^\W\d_])[\s\S]*$";
+/// A letter and a digit somewhere, in either order: unanchored, as JSON Schema searches for a
+/// pattern (`[\s\S]` because `.` stops at line breaks; no lookahead, which stalls generators).
+const PASSWORD_PATTERN: &str = r"\d[\s\S]*[^\W\d_]|[^\W\d_][\s\S]*\d";
 
 /// [`username`] as a pattern: allowed characters with a letter or digit among them, and not a
 /// reserved name in any case.
