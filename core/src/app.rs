@@ -136,7 +136,7 @@ impl Hub {
         );
         let service = OpenApiService::new(apis, "thub", env!("CARGO_PKG_VERSION"))
             .description("Registry, identity provider and PyScript hub. SyftHub-compatible under /api/v1.");
-        let spec = pruned_spec(&service, &assembly.disabled)?;
+        let spec = pruned_spec(&service, &assembly.disabled, config.auth.min_password_length)?;
         let docs_html = service.swagger_ui_html().replace(&service.spec(), &spec);
 
         let mut route = Route::new();
@@ -260,11 +260,16 @@ pub fn install_crypto_providers() {
     });
 }
 
-fn pruned_spec<T: OpenApi>(service: &OpenApiService<T, ()>, disabled: &[&str]) -> anyhow::Result<String> {
+fn pruned_spec<T: OpenApi>(
+    service: &OpenApiService<T, ()>,
+    disabled: &[&str],
+    min_password_length: usize,
+) -> anyhow::Result<String> {
     let mut document: serde_json::Value =
         serde_json::from_str(&service.spec()).context("the generated OpenAPI document is not JSON")?;
     plugins::prune_spec(&mut document, disabled);
     openapi::tell_the_truth(&mut document);
+    openapi::declare_password_length(&mut document, min_password_length);
     serde_json::to_string_pretty(&document).context("cannot render the OpenAPI document")
 }
 

@@ -39,6 +39,22 @@ pub fn tell_the_truth(document: &mut Value) {
     }
 }
 
+/// States the configured `auth.min_password_length` as the `minLength` of every new password
+/// (the `format: password` strings `NewPassword` declares with the default); the types
+/// cannot know the configuration.
+pub fn declare_password_length(document: &mut Value, min_length: usize) {
+    let Some(schemas) = document.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    let properties = schemas
+        .values_mut()
+        .filter_map(|schema| schema.get_mut("properties").and_then(Value::as_object_mut))
+        .flat_map(|properties| properties.values_mut());
+    for property in properties {
+        if property.get("format").and_then(Value::as_str) == Some("password") {
+            property["minLength"] = Value::from(min_length);
+        }
+    }
+}
+
 const ERROR_BODY: &str = "#/components/schemas/ErrorBody";
 
 /// Schemas sent as HTML forms (`application/x-www-form-urlencoded`), where `null` cannot be

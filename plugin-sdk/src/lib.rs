@@ -42,6 +42,13 @@ pub mod slug;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod text;
 
+/// What [`declared_string!`] expands to refers to; not part of the API.
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod __private {
+    pub use {poem_openapi, serde, serde_json};
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use account_service::{
     AccountService, ApiTokenSummary, HostAccounts, Profile, Registration, SessionCookie, SessionSummary,
@@ -64,7 +71,7 @@ pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSect
 #[cfg(not(target_arch = "wasm32"))]
 pub use plugin_admin::{PluginAdmin, PluginAdminSlot, WasmPluginState};
 #[cfg(not(target_arch = "wasm32"))]
-pub use responses::{Count, Limit, MAX_COUNT, NoContent, default_limit, default_skip, page};
+pub use responses::{Count, Limit, MAX_COUNT, NoContent, Required, default_limit, default_skip, page};
 #[cfg(not(target_arch = "wasm32"))]
 pub use secrets::{expand_secret, serialize_redacted};
 

@@ -70,6 +70,65 @@ impl Count {
     }
 }
 
+/// A field the schema declares required, whose absence (or `null`) the service reports: a 422
+/// whose `detail` names the field ("Field required"), the shape SyftHub clients read, where
+/// the framework's parser could only name the whole body. `None` when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Required<T>(pub Option<T>);
+
+impl<T> Required<T> {
+    /// The value, if it was sent.
+    pub fn into_option(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<T: poem_openapi::types::Type> poem_openapi::types::Type for Required<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(T::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(value) => value.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: poem_openapi::types::ParseFromJSON> poem_openapi::types::ParseFromJSON for Required<T> {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            None | Some(serde_json::Value::Null) => Ok(Self(None)),
+            value => T::parse_from_json(value)
+                .map(|value| Self(Some(value)))
+                .map_err(poem_openapi::types::ParseError::propagate),
+        }
+    }
+}
+
+impl<T: poem_openapi::types::ToJSON> poem_openapi::types::ToJSON for Required<T> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.as_ref().and_then(T::to_json)
+    }
+}
+
 /// A whole number type with declared, enforced bounds.
 trait Bounded: poem_openapi::types::Type + Sized {
     const NAME: &'static str;

@@ -48,10 +48,41 @@ pub const RESERVED_ORGANIZATION_SLUGS: &[&str] = &[
     "static",
 ];
 
+/// Shortest and longest slug.
+const SLUG_LENGTH: (usize, usize) = (3, 63);
+
+/// [`slug_problem`] as a pattern: lowercase letters and digits in groups joined by single
+/// hyphens, not one of `reserved`. The length bounds go in `minLength`/`maxLength`.
+pub fn slug_pattern(reserved: &[&[&str]]) -> String {
+    let words: Vec<&str> = reserved.iter().flat_map(|list| list.iter().copied()).collect();
+    let reserved = crate::text::case_insensitive_alternatives(&words);
+    format!("^(?!(?:{reserved})$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+}
+
+fn declare_slug(schema: &mut poem_openapi::registry::MetaSchema, reserved: &[&[&str]]) {
+    schema.min_length = Some(SLUG_LENGTH.0);
+    schema.max_length = Some(SLUG_LENGTH.1);
+    schema.pattern = Some(slug_pattern(reserved));
+}
+
+crate::declared_string! {
+    /// An endpoint's slug as a client sends it: the schema declares [`slug_problem`] with
+    /// [`RESERVED_ENDPOINT_SLUGS`].
+    pub struct EndpointSlug;
+    schema = |schema| declare_slug(schema, &[RESERVED_ENDPOINT_SLUGS]);
+}
+
+crate::declared_string! {
+    /// An organization's slug as a client sends it: the schema declares [`slug_problem`]
+    /// with both reserved lists.
+    pub struct OrganizationSlug;
+    schema = |schema| declare_slug(schema, &[RESERVED_ENDPOINT_SLUGS, RESERVED_ORGANIZATION_SLUGS]);
+}
+
 /// Why a slug is refused.
 pub fn slug_problem(slug: &str, reserved: &[&[&str]]) -> Option<String> {
     let length = slug.chars().count();
-    if !(3..=63).contains(&length) {
+    if !(SLUG_LENGTH.0..=SLUG_LENGTH.1).contains(&length) {
         return Some("Slug must be between 3 and 63 characters".to_owned());
     }
     if slug.chars().any(|c| c.is_ascii_uppercase()) {

@@ -184,3 +184,139 @@ async fn numbers_and_booleans_are_no_strings() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// Whether `value` satisfies a string schema of the document: lengths in characters, the
+/// pattern (searched, as JSON Schema does), the allowed values.
+fn schema_accepts(schema: &Value, value: &str) -> bool {
+    let length = value.chars().count() as u64;
+    let pattern_ok = schema["pattern"].as_str().is_none_or(|pattern| {
+        fancy_regex::Regex::new(pattern).unwrap_or_else(|error| panic!("{pattern}: {error}")).is_match(value).unwrap()
+    });
+    schema["minLength"].as_u64().is_none_or(|min| length >= min)
+        && schema["maxLength"].as_u64().is_none_or(|max| length <= max)
+        && pattern_ok
+        && schema["enum"].as_array().is_none_or(|values| values.contains(&Value::from(value)))
+}
+
+/// Whether the server refused `field` in a 422 answer.
+fn refused(status: u16, body: &Value, field: &str) -> bool {
+    status == 422
+        && body["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|error| error["loc"].as_array().unwrap().get(1).is_some_and(|loc| loc == field))
+}
+
+#[tokio::test]
+async fn declared_string_rules_are_the_enforced_ones() {
+    let hub = TestHub::start(Backend::Sqlite).await;
+    let alice = hub.register("alice").await;
+    let document = served_document(&hub).await;
+    let property = |schema: &str, field: &str| document["components"]["schemas"][schema]["properties"][field].clone();
+    let long = |length: usize| "x".repeat(length);
+    let padded_name = format!("  {}\t\n", long(100));
+    let names: Vec<String> = ["Alice", "  Alice  ", "\tAlice\n", "", "   ", "a\u{0}b", "bell\u{7}", "Zoë 🚀"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([long(100), long(101), padded_name])
+        .collect();
+
+    // Accounts: every sample is checked by the schema and by the server, and they agree.
+    let mut cases: Vec<(&str, &str, String)> = Vec::new();
+    for username in ["bob", "Bob_-1", "ab", "___", "api", "ApI", "Docs", "a b", "zoë", "b0b", &long(50), &long(51)] {
+        cases.push(("UserUpdate", "username", username.to_owned()));
+    }
+    for email in [
+        "carol@mail.example.org",
+        "Dave+tag@Example.COM",
+        "x@localhost",
+        "x@a.test",
+        "x@a.EXAMPLE",
+        "a b@c.com",
+        ".a@c.com",
+        "a.@c.com",
+        "@c.com",
+        "a@-c.com",
+        "a@c..com",
+        "a@1.2.3.4",
+        "a\"b@c.com",
+    ] {
+        cases.push(("UserUpdate", "email", email.to_owned()));
+    }
+    for name in &names {
+        cases.push(("UserUpdate", "full_name", name.clone()));
+    }
+    for url in ["", "https://example.com/a.png", "http://x", "ftp://x", "https://x\u{0}"] {
+        cases.push(("UserUpdate", "avatar_url", url.to_owned()));
+    }
+    for (schema, field, value) in &cases {
+        let (status, body) =
+            hub.send_json(Method::PUT, Some(&alice), "/api/v1/users/me", json!({ *field: value })).await;
+        assert_ne!(status, 500, "{field} {value:?}: {body}");
+        let declared = schema_accepts(&property(schema, field), value);
+        assert_eq!(declared, !refused(status, &body, field), "{schema}.{field} {value:?}: {status} {body}");
+    }
+
+    // Token labels, organizations and endpoints take the same names.
+    for name in &names {
+        let (status, body) = hub.post_json(Some(&alice), "/api/v1/auth/tokens", json!({ "name": name })).await;
+        assert_eq!(schema_accepts(&property("ApiTokenRequest", "name"), name), !refused(status, &body, "name"));
+        let body_of = json!({ "name": name, "type": "model" });
+        let (status, body) = hub.post_json(Some(&alice), "/api/v1/endpoints", body_of).await;
+        assert_eq!(schema_accepts(&property("EndpointCreate", "name"), name), !refused(status, &body, "name"));
+        let (status, body) = hub.post_json(Some(&alice), "/api/v1/organizations", json!({ "name": name })).await;
+        assert_eq!(schema_accepts(&property("OrganizationCreate", "name"), name), !refused(status, &body, "name"));
+    }
+    let mut slug_number = 0;
+    for slug in ["my-model", "a1", "abc", "-abc", "ab--c", "Abc", "api", "docs", "org", &long(63), &long(64)] {
+        slug_number += 1;
+        let endpoint = json!({ "name": format!("Endpoint {slug_number}"), "type": "model", "slug": slug });
+        let (status, body) = hub.post_json(Some(&alice), "/api/v1/endpoints", endpoint).await;
+        assert_eq!(
+            schema_accepts(&property("EndpointCreate", "slug"), slug),
+            !refused(status, &body, "slug"),
+            "endpoint slug {slug:?}: {body}"
+        );
+        let organization = json!({ "name": format!("Organization {slug_number}"), "slug": format!("{slug}") });
+        let (status, body) = hub.post_json(Some(&alice), "/api/v1/organizations", organization).await;
+        assert_eq!(
+            schema_accepts(&property("OrganizationCreate", "slug"), slug),
+            !refused(status, &body, "slug"),
+            "organization slug {slug:?}: {body}"
+        );
+    }
+    for (number, version) in
+        ["1.0.0", "0.1.0-rc.1+build.5", "1.0.0-rc-1", "01.0.0", "1.0", "1.0.0-01", "1.0.0+", "v1.0.0"]
+            .iter()
+            .enumerate()
+    {
+        let endpoint = json!({ "name": format!("Versioned {number}"), "type": "model", "version": version });
+        let (status, body) = hub.post_json(Some(&alice), "/api/v1/endpoints", endpoint).await;
+        assert_eq!(
+            schema_accepts(&property("EndpointCreate", "version"), version),
+            !refused(status, &body, "version"),
+            "version {version:?}: {body}"
+        );
+    }
+
+    // A create without name or type is a 422 naming each, as the schema's `required` says.
+    let required = document["components"]["schemas"]["EndpointCreate"]["required"].clone();
+    assert_eq!(required, json!(["name", "type"]));
+    let (status, body) = hub.post_json(Some(&alice), "/api/v1/endpoints", json!({})).await;
+    assert!(refused(status, &body, "name") && refused(status, &body, "type"), "{body}");
+
+    // Passwords: the configured minimum length is the declared one.
+    let password = property("RegisterRequest", "password");
+    assert_eq!(password["minLength"], 8);
+    for (number, candidate) in ["abcdefg1", "short1", "abcdefgh", "12345678"].into_iter().enumerate() {
+        let registration = json!({
+            "username": format!("pw{number}"),
+            "email": format!("pw{number}@mail.example.org"),
+            "full_name": "Password Test",
+            "password": candidate,
+        });
+        let (status, body) = hub.post_json(None, "/api/v1/auth/register", registration).await;
+        assert_eq!(schema_accepts(&password, candidate), !refused(status, &body, "password"), "{candidate}");
+    }
+}

@@ -10,11 +10,13 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
+use thub_plugin_sdk::text::Name;
 use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, NoContent, Role};
 
 use super::api_tokens::TokenRequest;
 use super::entity::{api_token, user};
 use super::tokens::TokenPair;
+use super::validation::{AvatarUrl, Email, NewPassword, Username};
 use super::{Accounts, NewUser, UserChanges, client_address};
 
 #[derive(Tags)]
@@ -101,13 +103,13 @@ pub struct LoginResponse {
 #[derive(Debug, Object)]
 pub struct RegisterRequest {
     /// 3–50 letters, digits, `_`, `-`.
-    pub username: String,
+    pub username: Username,
     /// Email address.
-    pub email: String,
+    pub email: Email,
     /// 1–100 characters.
-    pub full_name: String,
-    /// At least 8 characters with a letter and a digit.
-    pub password: String,
+    pub full_name: Name,
+    /// At least `auth.min_password_length` characters with a letter and a digit.
+    pub password: NewPassword,
 }
 
 /// `POST /api/v1/auth/register` answer.
@@ -138,13 +140,35 @@ pub struct LoginForm {
     /// Password.
     pub password: String,
     /// `password` if present.
-    pub grant_type: Option<String>,
+    pub grant_type: Option<GrantType>,
     /// Ignored.
     pub scope: Option<String>,
     /// Ignored.
     pub client_id: Option<String>,
     /// Ignored.
     pub client_secret: Option<String>,
+}
+
+thub_plugin_sdk::declared_string! {
+    /// An API token scope: one of [`api_tokens::SCOPES`](super::api_tokens::SCOPES).
+    pub struct Scope;
+    schema = |schema| schema.enum_items = super::api_tokens::SCOPES.iter().copied().map(Value::from).collect();
+}
+
+thub_plugin_sdk::declared_string! {
+    /// The OAuth2 `grant_type` of the password form: `password` is the one grant it takes.
+    pub struct GrantType;
+    schema = |schema| schema.enum_items = vec![Value::from(PASSWORD_GRANT)];
+}
+
+/// The grant of the login form.
+const PASSWORD_GRANT: &str = "password";
+
+thub_plugin_sdk::declared_string! {
+    /// A satellite token's audience: trimmed and lowercased, it must not be empty (which
+    /// service or user it names is checked against the allow list and the accounts).
+    pub struct Audience;
+    schema = |schema| schema.pattern = Some(format!("[^{}]", thub_plugin_sdk::text::WHITE_SPACE_CLASS));
 }
 
 /// `POST /api/v1/auth/refresh` body.
@@ -160,7 +184,7 @@ pub struct PasswordChange {
     /// The password now.
     pub current_password: String,
     /// The new password.
-    pub new_password: String,
+    pub new_password: NewPassword,
 }
 
 /// `GET /api/v1/auth/config`.
@@ -178,13 +202,13 @@ pub struct AuthConfigResponse {
 #[derive(Debug, Object)]
 pub struct UserUpdate {
     /// New username.
-    pub username: Option<String>,
+    pub username: Option<Username>,
     /// New email.
-    pub email: Option<String>,
+    pub email: Option<Email>,
     /// New display name.
-    pub full_name: Option<String>,
+    pub full_name: Option<Name>,
     /// New avatar URL (empty clears it).
-    pub avatar_url: Option<String>,
+    pub avatar_url: Option<AvatarUrl>,
     /// Activate or deactivate (administrators only).
     pub is_active: Option<bool>,
     /// New role (administrators only).
@@ -194,10 +218,10 @@ pub struct UserUpdate {
 impl From<UserUpdate> for UserChanges {
     fn from(update: UserUpdate) -> Self {
         Self {
-            username: update.username,
-            email: update.email,
-            full_name: update.full_name,
-            avatar_url: update.avatar_url,
+            username: update.username.map(String::from),
+            email: update.email.map(String::from),
+            full_name: update.full_name.map(String::from),
+            avatar_url: update.avatar_url.map(String::from),
             is_active: update.is_active,
             role: update.role,
         }
@@ -285,9 +309,10 @@ enum TokenCreated {
 #[derive(Debug, Object)]
 pub struct ApiTokenRequest {
     /// Label, 1–100 characters.
-    pub name: String,
-    /// `read`, `write`, `full` (default `["full"]`).
-    pub scopes: Option<Vec<String>>,
+    pub name: Name,
+    /// `read`, `write`, `full` (default `["full"]`); at least one.
+    #[oai(validator(min_items = 1))]
+    pub scopes: Option<Vec<Scope>>,
     /// Expiry, ISO 8601 (UTC if no offset), in the future.
     pub expires_at: Option<String>,
 }
@@ -296,7 +321,7 @@ pub struct ApiTokenRequest {
 #[derive(Debug, Object)]
 pub struct ApiTokenRename {
     /// New label.
-    pub name: String,
+    pub name: Name,
 }
 
 /// `GET /api/v1/auth/tokens`.
@@ -422,10 +447,10 @@ impl AuthApi {
     async fn register(&self, request: &Request, body: Json<RegisterRequest>) -> Result<Registered, ApiError> {
         let body = body.0;
         let new = NewUser {
-            username: body.username,
-            email: Some(body.email),
-            full_name: body.full_name,
-            password: body.password,
+            username: body.username.into(),
+            email: Some(body.email.into()),
+            full_name: body.full_name.into(),
+            password: body.password.into(),
             role: Role::User,
         };
         let (user, pair) = self.accounts.register(new, &client_address(request)).await?;
@@ -442,12 +467,12 @@ impl AuthApi {
     #[oai(path = "/login", method = "post")]
     async fn login(&self, request: &Request, form: Form<LoginForm>) -> Result<Json<LoginResponse>, ApiError> {
         let form = form.0;
-        if form.grant_type.as_deref().is_some_and(|grant| grant != "password") {
+        if form.grant_type.as_deref().is_some_and(|grant| grant != PASSWORD_GRANT) {
             return Err(ApiError::validation(vec![thub_plugin_sdk::FieldError::new(
                 "string_pattern_mismatch",
                 &["body", "grant_type"],
                 "String should match pattern '^password$'",
-                Value::from(form.grant_type.unwrap_or_default()),
+                Value::from(form.grant_type.map(String::from).unwrap_or_default()),
             )]));
         }
         let user = self.accounts.check_password(&form.username, &form.password, &client_address(request)).await?;
@@ -502,7 +527,8 @@ impl AuthApi {
     #[oai(path = "/tokens", method = "post")]
     async fn create_token(&self, user: CurrentUser, body: Json<ApiTokenRequest>) -> Result<TokenCreated, ApiError> {
         let body = body.0;
-        let request = TokenRequest { name: body.name, scopes: body.scopes, expires_at: body.expires_at };
+        let scopes = body.scopes.map(|scopes| scopes.into_iter().map(String::from).collect());
+        let request = TokenRequest { name: body.name.into(), scopes, expires_at: body.expires_at };
         let (row, token) = self.accounts.create_api_token(&user.0, request).await?;
         Ok(TokenCreated::Created(Json(ApiTokenCreated { record: row.into(), token })))
     }
@@ -670,7 +696,7 @@ impl IdpApi {
     /// A 60-second RS256 token for a satellite: an allow-listed service or an active user's
     /// username (the audience is trimmed and lowercased).
     #[oai(path = "/api/v1/token", method = "get")]
-    async fn token(&self, user: CurrentUser, aud: Query<String>) -> Result<Json<SatelliteTokenResponse>, ApiError> {
+    async fn token(&self, user: CurrentUser, aud: Query<Audience>) -> Result<Json<SatelliteTokenResponse>, ApiError> {
         let (target_token, expires_in) = self.accounts.satellite_token(&user.0, &aud.0).await?;
         Ok(Json(SatelliteTokenResponse { target_token, expires_in }))
     }

@@ -36,6 +36,9 @@ pub struct TokenRequest {
     pub expires_at: Option<String>,
 }
 
+/// Longest token label, counted after trimming (its schema is `text::Name`'s).
+const NAME_MAX: usize = thub_plugin_sdk::text::NAME_MAX_CHARS;
+
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -43,7 +46,7 @@ fn hash(token: &str) -> String {
 fn name(value: &str) -> Result<String, FieldError> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
-    if length == 0 || length > 100 {
+    if length == 0 || length > NAME_MAX {
         return Err(FieldError::new(
             "value_error",
             &["body", "name"],

@@ -49,6 +49,87 @@ pub const RESERVED_USERNAMES: &[&str] = &[
 /// Top-level domains that never deliver mail (RFC 6761 special-use names).
 const SPECIAL_USE_TLDS: &[&str] = &["test", "local", "localhost", "invalid", "onion", "example"];
 
+/// Usernames hold 3 to 50 of these characters.
+const USERNAME_LENGTH: (usize, usize) = (3, 50);
+/// Longest display name, counted after trimming (its schema is `text::Name`'s).
+pub const FULL_NAME_MAX: usize = thub_plugin_sdk::text::NAME_MAX_CHARS;
+/// Longest password.
+pub const PASSWORD_MAX: usize = 1024;
+/// Longest avatar URL, in bytes (the schema's `maxLength` counts characters: equal for ASCII).
+const AVATAR_URL_MAX: usize = 500;
+
+thub_plugin_sdk::declared_string! {
+    /// A username as a client sends it: the schema declares [`username`]'s rule (length,
+    /// characters, at least one letter or digit, not reserved in any case).
+    pub struct Username;
+    schema = |schema| {
+        let (min, max) = USERNAME_LENGTH;
+        schema.min_length = Some(min);
+        schema.max_length = Some(max);
+        schema.pattern = Some(username_pattern());
+    };
+}
+
+thub_plugin_sdk::declared_string! {
+    /// An email address as a client sends it: the schema declares [`email`]'s rule.
+    pub struct Email;
+    schema = |schema| {
+        schema.max_length = Some(254);
+        schema.pattern = Some(email_pattern());
+    };
+}
+
+thub_plugin_sdk::declared_string! {
+    /// A new password as a client sends it: the schema declares [`new_password`]'s rule with
+    /// the default minimum length; the served document states the configured one
+    /// (`auth.min_password_length`, see `openapi::declare_password_length`).
+    pub struct NewPassword;
+    schema = |schema| {
+        schema.min_length = Some(DEFAULT_MIN_PASSWORD_LENGTH);
+        schema.max_length = Some(PASSWORD_MAX);
+        schema.pattern = Some(PASSWORD_PATTERN.to_owned());
+        schema.format = Some("password");
+    };
+}
+
+thub_plugin_sdk::declared_string! {
+    /// An avatar URL as a client sends it: the schema declares [`avatar_url`]'s rule.
+    pub struct AvatarUrl;
+    schema = |schema| {
+        schema.max_length = Some(AVATAR_URL_MAX);
+        schema.pattern = Some(format!("^(?:https?://[^{}]*)?$", thub_plugin_sdk::text::CONTROL_CLASS));
+    };
+}
+
+/// The minimum password length when `auth.min_password_length` is not set.
+pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 8;
+
+/// A letter and a digit somewhere, in either order: unanchored, as JSON Schema searches for a
+/// pattern (`[\s\S]` because `.` stops at line breaks; no lookahead, which stalls generators).
+const PASSWORD_PATTERN: &str = r"\d[\s\S]*[^\W\d_]|[^\W\d_][\s\S]*\d";
+
+/// [`username`] as a pattern: allowed characters with a letter or digit among them, and not a
+/// reserved name in any case.
+pub fn username_pattern() -> String {
+    let reserved = thub_plugin_sdk::text::case_insensitive_alternatives(RESERVED_USERNAMES);
+    format!("^(?!(?:{reserved})$)[A-Za-z0-9_-]*[A-Za-z0-9][A-Za-z0-9_-]*$")
+}
+
+/// [`email`] as a pattern (for ASCII local parts): a local part of printable ASCII without
+/// quotes or `@` that neither starts nor ends with a dot, and a dotted domain of letter, digit and hyphen
+/// labels whose last label is neither all digits nor a special-use name.
+pub fn email_pattern() -> String {
+    // Printable ASCII but `"` and `@` (and `.` at either end). The server takes other
+    // characters too, but limits the local part to 64 and the address to 254 *bytes*, which a
+    // pattern cannot count; for ASCII, bytes are characters, so the declared rule is exact.
+    let inner = r"\x21\x23-\x3f\x41-\x7e";
+    let edge = r"\x21\x23-\x2d\x2f-\x3f\x41-\x7e";
+    let local = format!("(?:[{edge}]|[{edge}][{inner}]{{0,62}}[{edge}])");
+    let label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let special = thub_plugin_sdk::text::case_insensitive_alternatives(SPECIAL_USE_TLDS);
+    format!("^{local}@(?:{label}\\.)+(?!(?:{special}|[0-9]+)$){label}$")
+}
+
 fn error(loc: &[&str], msg: impl Into<String>, input: &str) -> FieldError {
     FieldError::new("value_error", loc, msg, Value::String(input.to_owned()))
 }
@@ -58,7 +139,7 @@ fn error(loc: &[&str], msg: impl Into<String>, input: &str) -> FieldError {
 /// (`/{owner}/{slug}`) and look-alike Unicode names invite impersonation.
 pub fn username(value: &str, loc: &[&str]) -> Result<String, FieldError> {
     let length = value.chars().count();
-    if !(3..=50).contains(&length) {
+    if !(USERNAME_LENGTH.0..=USERNAME_LENGTH.1).contains(&length) {
         return Err(error(loc, "Username must be between 3 and 50 characters", value));
     }
     let allowed = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -105,7 +186,7 @@ pub fn email(value: &str, loc: &[&str]) -> Result<String, FieldError> {
 pub fn full_name(value: &str, loc: &[&str]) -> Result<String, FieldError> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
-    if length == 0 || length > 100 {
+    if length == 0 || length > FULL_NAME_MAX {
         return Err(error(loc, "Full name must be between 1 and 100 characters", value));
     }
     thub_plugin_sdk::text::check_line(trimmed, loc)?;
@@ -120,7 +201,7 @@ pub fn new_password(value: &str, min_length: usize, loc: &[&str]) -> Result<(), 
     if length < min_length {
         return Err(fail(format!("Password must be at least {min_length} characters long")));
     }
-    if length > 1024 {
+    if length > PASSWORD_MAX {
         return Err(fail("Password must be at most 1024 characters long".to_owned()));
     }
     if !value.chars().any(|c| c.is_numeric()) {
@@ -134,7 +215,8 @@ pub fn new_password(value: &str, min_length: usize, loc: &[&str]) -> Result<(), 
 
 /// An avatar URL: at most 500 characters, `http(s)://` or empty.
 pub fn avatar_url(value: &str, loc: &[&str]) -> Result<String, FieldError> {
-    let ok = value.len() <= 500 && (value.is_empty() || value.starts_with("https://") || value.starts_with("http://"));
+    let ok = value.len() <= AVATAR_URL_MAX
+        && (value.is_empty() || value.starts_with("https://") || value.starts_with("http://"));
     if !ok {
         return Err(error(loc, "Avatar URL must be an http(s) URL of at most 500 characters", value));
     }

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use thub_plugin_sdk::slug::OrganizationSlug;
+use thub_plugin_sdk::text::{Description, Name};
 use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, NoContent};
 
 use crate::entity::{member, organization};
@@ -89,24 +91,36 @@ impl From<member::Model> for MemberResponse {
 #[derive(Debug, Object)]
 pub struct OrganizationCreate {
     /// 1–100 characters.
-    pub name: String,
+    pub name: Name,
     /// 3–63 lowercase letters, digits, hyphens; generated from the name when absent.
-    pub slug: Option<String>,
+    pub slug: Option<OrganizationSlug>,
     /// Up to 500 characters.
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// Up to 255 characters.
-    pub avatar_url: Option<String>,
+    pub avatar_url: Option<OrganizationAvatarUrl>,
+}
+
+/// Longest organization avatar URL.
+const AVATAR_URL_MAX_CHARS: usize = 255;
+
+thub_plugin_sdk::declared_string! {
+    /// An organization's avatar URL as a client sends it: up to 255 characters on one line.
+    pub struct OrganizationAvatarUrl;
+    schema = |schema| {
+        schema.max_length = Some(AVATAR_URL_MAX_CHARS);
+        schema.pattern = Some(thub_plugin_sdk::text::LINE_PATTERN.to_owned());
+    };
 }
 
 /// `PUT /api/v1/organizations/{id}` body; absent or null fields stay.
 #[derive(Debug, Object)]
 pub struct OrganizationUpdate {
     /// New display name.
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// New description.
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// New avatar URL.
-    pub avatar_url: Option<String>,
+    pub avatar_url: Option<OrganizationAvatarUrl>,
 }
 
 /// `POST /api/v1/organizations/{id}/members` body.
@@ -179,10 +193,10 @@ impl OrganizationsApi {
     async fn create(&self, user: CurrentUser, body: Json<OrganizationCreate>) -> Result<OrganizationCreated, ApiError> {
         let body = body.0;
         let new = NewOrganization {
-            name: body.name,
-            slug: body.slug,
-            description: body.description,
-            avatar_url: body.avatar_url,
+            name: body.name.into(),
+            slug: body.slug.map(String::from),
+            description: body.description.map(String::from),
+            avatar_url: body.avatar_url.map(String::from),
         };
         Ok(OrganizationCreated::Created(Json(self.service.create(&user.0, new).await?.into())))
     }
@@ -202,8 +216,11 @@ impl OrganizationsApi {
         body: Json<OrganizationUpdate>,
     ) -> Result<Json<OrganizationResponse>, ApiError> {
         let body = body.0;
-        let changes =
-            OrganizationChanges { name: body.name, description: body.description, avatar_url: body.avatar_url };
+        let changes = OrganizationChanges {
+            name: body.name.map(String::from),
+            description: body.description.map(String::from),
+            avatar_url: body.avatar_url.map(String::from),
+        };
         Ok(Json(self.service.update(&user.0, org_id.0, changes).await?.into()))
     }
 

@@ -9,10 +9,12 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, MaybeUser, NoContent};
+use thub_plugin_sdk::slug::EndpointSlug;
+use thub_plugin_sdk::text::{Description, Name};
+use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, MaybeUser, NoContent, Required};
 
 use crate::entity::endpoint;
-use crate::model::{EndpointDraft, EndpointKind, Visibility};
+use crate::model::{EndpointDraft, EndpointKind, Readme, SemanticVersion, Tag, Visibility};
 use crate::service::{Listing, RegistryService, connections_of, contributors_of, policies_of, tags_of};
 
 #[derive(Tags)]
@@ -188,23 +190,23 @@ pub struct SearchResponse {
 /// Create or sync body: every field of an endpoint. Unknown fields are ignored.
 #[derive(Debug, Object)]
 pub struct EndpointCreate {
-    /// 1–100 characters.
-    pub name: Option<String>,
-    /// Kind.
+    /// 1–100 characters. Required.
+    pub name: Required<Name>,
+    /// Kind. Required.
     #[oai(rename = "type")]
-    pub kind: Option<EndpointKind>,
+    pub kind: Required<EndpointKind>,
     /// Default `public`.
     pub visibility: Option<Visibility>,
     /// Up to 500 characters.
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// 3–63 lowercase letters, digits and single hyphens; generated from the name when absent.
-    pub slug: Option<String>,
+    pub slug: Option<EndpointSlug>,
     /// Semantic version, default `0.1.0`.
-    pub version: Option<String>,
+    pub version: Option<SemanticVersion>,
     /// Markdown, up to `max_readme_chars`.
-    pub readme: Option<String>,
+    pub readme: Option<Readme>,
     /// Up to 20 tags of 1–50 characters.
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<Tag>>,
     /// Policy objects.
     pub policies: Option<Vec<Value>>,
     /// Connection objects.
@@ -218,14 +220,14 @@ pub struct EndpointCreate {
 impl From<EndpointCreate> for EndpointDraft {
     fn from(body: EndpointCreate) -> Self {
         Self {
-            name: body.name,
-            slug: body.slug,
-            description: body.description,
-            kind: body.kind,
+            name: body.name.into_option().map(String::from),
+            slug: body.slug.map(String::from),
+            description: body.description.map(String::from),
+            kind: body.kind.into_option(),
             visibility: body.visibility,
-            version: body.version,
-            readme: body.readme,
-            tags: body.tags,
+            version: body.version.map(String::from),
+            readme: body.readme.map(String::from),
+            tags: body.tags.map(|tags| tags.into_iter().map(String::from).collect()),
             policies: body.policies,
             connect: body.connect,
             contributors: body.contributors,
@@ -237,20 +239,20 @@ impl From<EndpointCreate> for EndpointDraft {
 #[derive(Debug, Object)]
 pub struct EndpointUpdate {
     /// New name.
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// New kind.
     #[oai(rename = "type")]
     pub kind: Option<EndpointKind>,
     /// New visibility.
     pub visibility: Option<Visibility>,
     /// New description.
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// New version.
-    pub version: Option<String>,
+    pub version: Option<SemanticVersion>,
     /// New README.
-    pub readme: Option<String>,
-    /// Replaces the tags.
-    pub tags: Option<Vec<String>>,
+    pub readme: Option<Readme>,
+    /// Replaces the tags (at most 20).
+    pub tags: Option<Vec<Tag>>,
     /// Replaces the policies.
     pub policies: Option<Vec<Value>>,
     /// Replaces the connections.
@@ -262,14 +264,14 @@ pub struct EndpointUpdate {
 impl From<EndpointUpdate> for EndpointDraft {
     fn from(body: EndpointUpdate) -> Self {
         Self {
-            name: body.name,
+            name: body.name.map(String::from),
             slug: None,
-            description: body.description,
+            description: body.description.map(String::from),
             kind: body.kind,
             visibility: body.visibility,
-            version: body.version,
-            readme: body.readme,
-            tags: body.tags,
+            version: body.version.map(String::from),
+            readme: body.readme.map(String::from),
+            tags: body.tags.map(|tags| tags.into_iter().map(String::from).collect()),
             policies: body.policies,
             connect: body.connect,
             contributors: body.contributors,

@@ -127,6 +127,42 @@ pub struct CheckedFields {
     pub connect: Option<Vec<Value>>,
 }
 
+/// Longest tag, counted after trimming.
+const TAG_MAX_CHARS: usize = 50;
+
+/// Longest version string.
+const VERSION_MAX_CHARS: usize = 50;
+
+thub_plugin_sdk::declared_string! {
+    /// A tag as a client sends it: 1–50 characters on one line after trimming.
+    pub struct Tag;
+    schema = |schema| schema.pattern = Some(thub_plugin_sdk::text::trimmed_line_pattern(TAG_MAX_CHARS));
+}
+
+thub_plugin_sdk::declared_string! {
+    /// A README as a client sends it: text ([`text_problem`]); its length bound is the
+    /// configured `max_readme_chars`.
+    pub struct Readme;
+    schema = |schema| schema.pattern = Some(thub_plugin_sdk::text::TEXT_PATTERN.to_owned());
+}
+
+thub_plugin_sdk::declared_string! {
+    /// A version as a client sends it: [`is_semver`] as a pattern.
+    pub struct SemanticVersion;
+    schema = |schema| {
+        schema.max_length = Some(VERSION_MAX_CHARS);
+        schema.pattern = Some(SEMVER_PATTERN.to_owned());
+    };
+}
+
+/// [`is_semver`]: three numbers without leading zeros, then optional pre-release identifiers
+/// (numeric ones without leading zeros) and build identifiers.
+const SEMVER_PATTERN: &str = concat!(
+    r"^(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)",
+    r"(?:-(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?",
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+);
+
 /// Checks what `draft` sets; `creating` also requires name and kind.
 pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> Result<CheckedFields, Vec<Problem>> {
     let mut problems = Vec::new();
@@ -176,7 +212,7 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
         let mut kept: Vec<String> = Vec::new();
         for tag in tags {
             let tag = tag.trim();
-            if tag.is_empty() || tag.chars().count() > 50 {
+            if tag.is_empty() || tag.chars().count() > TAG_MAX_CHARS {
                 problems.push(problem("tags", "Each tag must be between 1 and 50 characters"));
             } else if let Some(message) = line_problem(tag) {
                 problems.push(problem("tags", message));
@@ -316,7 +352,7 @@ fn is_two_part_version(version: &str) -> bool {
 
 /// Semantic Versioning 2.0: `MAJOR.MINOR.PATCH`, optional `-pre.release` and `+build`.
 pub fn is_semver(version: &str) -> bool {
-    if version.len() > 50 {
+    if version.len() > VERSION_MAX_CHARS {
         return false;
     }
     let (rest, build) = match version.split_once('+') {
