@@ -144,7 +144,7 @@ async fn every_405_lists_the_allowed_methods() {
     assert!(checked > 100, "only {checked} 405s were checked");
 
     // The raw routes too.
-    for (path, allowed) in [("/login", "GET, HEAD, POST"), ("/logout", "GET, HEAD"), ("/health", "GET, HEAD")] {
+    for (path, allowed) in [("/login", "GET, HEAD, POST"), ("/logout", "GET, HEAD, POST"), ("/health", "GET, HEAD")] {
         let response = hub.client().request(Method::TRACE, path).send().await;
         response.assert_status(StatusCode::METHOD_NOT_ALLOWED);
         response.assert_header("allow", allowed);
