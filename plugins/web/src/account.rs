@@ -32,9 +32,6 @@ fn accounts(web: &Web) -> Result<&Arc<dyn AccountService>, ApiError> {
 }
 
 /// The signed-in caller, or a redirect to the sign-in page that comes back here.
-fn signed_in(frame: &Frame) -> Result<Principal, Response> {
-    frame.principal.clone().ok_or_else(|| frame.redirect(&frame.login_link()))
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -188,13 +185,9 @@ fn profile_page(
 
 /// `GET|POST /settings/profile`.
 pub(crate) async fn profile(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     let accounts = match accounts(&web) {
         Ok(accounts) => accounts.clone(),
@@ -270,13 +263,9 @@ fn password_page(frame: &Frame, errors: FormErrors, notice: Option<&'static str>
 
 /// `GET|POST /settings/password`.
 pub(crate) async fn password(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     if *request.method() != Method::POST {
         return password_page(&frame, FormErrors::default(), done_message(&request), StatusCode::OK);
@@ -389,13 +378,9 @@ async fn tokens_page(
 /// `GET|POST /settings/tokens`: list, and create (the secret is shown once, on the page the
 /// POST answers; reloading it does not show it again because it is not stored).
 pub(crate) async fn tokens(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     let accounts = match accounts(&web) {
         Ok(accounts) => accounts.clone(),
@@ -457,7 +442,7 @@ pub(crate) async fn revoke_token(web: Arc<Web>, mut request: Request) -> Respons
     if *request.method() != Method::POST {
         return frame.not_found();
     }
-    let principal = match signed_in(&frame) {
+    let principal = match frame.signed_in_caller() {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
     };
@@ -510,13 +495,9 @@ struct SessionForm {
 
 /// `GET|POST /settings/sessions`: list; sign out one session or every other one.
 pub(crate) async fn sessions(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     let accounts = match accounts(&web) {
         Ok(accounts) => accounts.clone(),

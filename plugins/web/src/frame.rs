@@ -38,6 +38,19 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
+    /// [`Frame::new`] for pages that need a signed-in caller: the frame and the caller, or the
+    /// response to send instead (the error page, or the redirect to sign in and come back).
+    pub(crate) async fn signed_in(web: &Web, request: &Request) -> Result<(Self, Principal), Response> {
+        let frame = Self::new(web, request).await?;
+        let principal = frame.signed_in_caller()?;
+        Ok((frame, principal))
+    }
+
+    /// The signed-in caller, or the redirect to sign in and come back.
+    pub(crate) fn signed_in_caller(&self) -> Result<Principal, Response> {
+        self.principal.clone().ok_or_else(|| self.redirect(&self.login_link()))
+    }
+
     /// Reads the caller and the CSRF cookie (minting a token when there is none). Bad, expired
     /// or revoked credentials make an anonymous visitor; a storage failure is the error page
     /// (503), never "anonymous".

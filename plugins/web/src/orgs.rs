@@ -15,10 +15,6 @@ use crate::Web;
 use crate::forms::{Field, FormErrors, read_form};
 use crate::frame::{Frame, encode_component};
 
-fn signed_in(frame: &Frame) -> Result<Principal, Response> {
-    frame.principal.clone().ok_or_else(|| frame.redirect(&frame.login_link()))
-}
-
 const ORG_FIELD_CODES: &[(&str, &str)] =
     &[("organizations.slug_taken", "slug"), ("organizations.user_not_found", "username")];
 
@@ -54,13 +50,9 @@ fn new_page(frame: &Frame, form: &OrganizationForm, errors: FormErrors, status: 
 
 /// `GET|POST /orgs/new`.
 pub(crate) async fn new_organization(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     if *request.method() != Method::POST {
         return new_page(&frame, &OrganizationForm::default(), FormErrors::default(), StatusCode::OK);
@@ -135,13 +127,9 @@ const ROLES: &[&str] = &["member", "admin", "owner"];
 /// `GET|POST /orgs/{slug}/settings`: members and roles, for owners, admins and site
 /// administrators; a 404 page for everyone else.
 pub(crate) async fn settings(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     let slug = request.raw_path_param("slug").unwrap_or_default().to_lowercase();
     let organization = match web.organizations.by_slug(&slug).await {

@@ -161,10 +161,6 @@ async fn owner_choices(web: &Web, principal: &Principal) -> Result<Vec<(String, 
     Ok(choices)
 }
 
-fn signed_in(frame: &Frame) -> Result<Principal, Response> {
-    frame.principal.clone().ok_or_else(|| frame.redirect(&frame.login_link()))
-}
-
 /// Service errors as form messages: the registry's `type` field is this form's `type` too.
 fn service_errors(error: &ApiError) -> FormErrors {
     FormErrors::from_error(error, &[("registry.slug_taken", "name")])
@@ -178,13 +174,9 @@ struct NewQuery {
 
 /// `GET|POST /new`.
 pub(crate) async fn new_endpoint(web: Arc<Web>, mut request: Request) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     let owners = match owner_choices(&web, &principal).await {
         Ok(owners) => owners,
@@ -295,13 +287,9 @@ async fn managed(
 
 /// `GET|POST /{owner}/{slug}/edit`.
 pub(crate) async fn edit_endpoint(web: Arc<Web>, mut request: Request, owner_name: &str, slug: &str) -> Response {
-    let frame = match Frame::new(&web, &request).await {
-        Ok(frame) => frame,
+    let (frame, principal) = match Frame::signed_in(&web, &request).await {
+        Ok(signed_in) => signed_in,
         Err(response) => return response,
-    };
-    let principal = match signed_in(&frame) {
-        Ok(principal) => principal,
-        Err(redirect) => return redirect,
     };
     let model = match managed(&web, &principal, owner_name, slug).await {
         Ok(Some(model)) => model,
@@ -367,7 +355,7 @@ pub(crate) async fn delete_endpoint(web: Arc<Web>, mut request: Request, owner_n
     if !frame.csrf_ok(&form.csrf) {
         return frame.stale_form();
     }
-    let principal = match signed_in(&frame) {
+    let principal = match frame.signed_in_caller() {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
     };
