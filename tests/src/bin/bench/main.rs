@@ -1,0 +1,74 @@
+//! `bench`: throughput and latency of thub's hot paths, with ratios to a trivial route measured
+//! in the same run (this machine is shared and noisy).
+//!
+//! ```sh
+//! scripts/bench                      # every suite: cargo run --release -p thub-tests --bin bench -- all
+//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|hub|wasm ...] [--seconds 5] [--concurrency 16]
+//! ```
+//!
+//! One module per suite; each prints a table whose ratio column divides by `GET /health`
+//! measured in the same suite.
+//!
+//! The `wasm` suite loads the example plugins from `examples/wasm/dist`; build them first:
+//!
+//! ```sh
+//! scripts/build-wasm-examples
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod hub;
+mod registry;
+mod wasm;
+
+/// Every suite, in the order `all` runs them.
+const SUITES: &[&str] = &["accounts", "registry", "hub", "wasm"];
+
+pub(crate) struct Options {
+    suites: Vec<String>,
+    pub(crate) seconds: u64,
+    pub(crate) concurrency: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options { suites: Vec::new(), seconds: 5, concurrency: 16 };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => options.seconds = args.next().and_then(|value| value.parse().ok()).expect("--seconds N"),
+            "--concurrency" => {
+                options.concurrency = args.next().and_then(|value| value.parse().ok()).expect("--concurrency N")
+            }
+            suite => options.suites.push(suite.to_owned()),
+        }
+    }
+    if options.suites.is_empty() {
+        options.suites = vec!["all".to_owned()];
+    }
+    options
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    for suite in &options.suites {
+        match suite.as_str() {
+            "all" => {
+                for suite in SUITES {
+                    run(suite, &options).await;
+                }
+            }
+            suite => run(suite, &options).await,
+        }
+    }
+}
+
+async fn run(suite: &str, options: &Options) {
+    match suite {
+        "accounts" => accounts::run(options).await,
+        "registry" => registry::run(options).await,
+        "hub" => hub::run(options).await,
+        "wasm" => wasm::run(options).await,
+        other => panic!("unknown suite {other}; known: all, {}", SUITES.join(", ")),
+    }
+}
