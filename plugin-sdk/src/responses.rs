@@ -230,3 +230,72 @@ macro_rules! bounded_type {
 
 bounded_type!(Limit);
 bounded_type!(Count);
+
+/// The schema of a [`Declared`] value: what the service checks, stated for the OpenAPI document.
+pub trait Declaration {
+    /// The schema's name in the document (e.g. `Policy`).
+    const NAME: &'static str;
+    /// The schema.
+    fn schema() -> poem_openapi::registry::MetaSchema;
+}
+
+/// A JSON value taken as the client sent it, whose OpenAPI schema `D` states the rules the
+/// service then checks, naming each problem's field in a 422 (the shape SyftHub clients read;
+/// a parser error could only name the whole body). Like `declared_string!`, for objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared<D>(pub serde_json::Value, std::marker::PhantomData<D>);
+
+impl<D> Declared<D> {
+    /// The value as sent.
+    pub fn into_inner(self) -> serde_json::Value {
+        self.0
+    }
+}
+
+impl<D: Declaration + Send + Sync> poem_openapi::types::Type for Declared<D> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        D::NAME.into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Reference(D::NAME.to_owned())
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        registry.create_schema::<Self, _>(D::NAME.to_owned(), |_| D::schema());
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl<D: Declaration + Send + Sync> poem_openapi::types::ParseFromJSON for Declared<D> {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        Ok(Self(value.unwrap_or_default(), std::marker::PhantomData))
+    }
+}
+
+impl<D: Declaration + Send + Sync> poem_openapi::types::ToJSON for Declared<D> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(self.0.clone())
+    }
+}
+
+/// The `type` of the `additionalProperties` schema that [`closed_object`] sets; the host's
+/// OpenAPI pass writes it as `additionalProperties: false`, which poem-openapi cannot express.
+pub const CLOSED_OBJECT: &str = "x-closed-object";
+
+/// Declares that `schema` (an object) allows no properties beyond those it lists.
+pub fn closed_object(schema: &mut poem_openapi::registry::MetaSchema) {
+    let marker = poem_openapi::registry::MetaSchema::new(CLOSED_OBJECT);
+    schema.additional_properties = Some(Box::new(poem_openapi::registry::MetaSchemaRef::Inline(Box::new(marker))));
+}

@@ -11,10 +11,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
 use thub_plugin_sdk::slug::EndpointSlug;
 use thub_plugin_sdk::text::{Description, Name};
-use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, MaybeUser, NoContent, Required};
+use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Declared, Limit, MaybeUser, NoContent, Required};
 
 use crate::entity::endpoint;
-use crate::model::{EndpointDraft, EndpointKind, Readme, SemanticVersion, Tag, Visibility};
+use crate::model::{ConnectionItem, EndpointDraft, EndpointKind, PolicyItem, Readme, SemanticVersion, Tag, Visibility};
 use crate::service::{Listing, RegistryService, connections_of, contributors_of, policies_of, tags_of};
 
 #[derive(Tags)]
@@ -208,9 +208,9 @@ pub struct EndpointCreate {
     /// Up to 20 tags of 1–50 characters.
     pub tags: Option<Vec<Tag>>,
     /// Policy objects.
-    pub policies: Option<Vec<Value>>,
+    pub policies: Option<Vec<PolicyItem>>,
     /// Connection objects.
-    pub connect: Option<Vec<Value>>,
+    pub connect: Option<Vec<ConnectionItem>>,
     /// Contributor user ids (unknown and inactive users are dropped; a user owner is added).
     pub contributors: Option<Vec<i64>>,
     /// Owning organization (SDK 0.1.0 sends it in the body; `?organization_id=` wins).
@@ -228,8 +228,8 @@ impl From<EndpointCreate> for EndpointDraft {
             version: body.version.map(String::from),
             readme: body.readme.map(String::from),
             tags: body.tags.map(|tags| tags.into_iter().map(String::from).collect()),
-            policies: body.policies,
-            connect: body.connect,
+            policies: body.policies.map(|items| items.into_iter().map(Declared::into_inner).collect()),
+            connect: body.connect.map(|items| items.into_iter().map(Declared::into_inner).collect()),
             contributors: body.contributors,
         }
     }
@@ -254,9 +254,9 @@ pub struct EndpointUpdate {
     /// Replaces the tags (at most 20).
     pub tags: Option<Vec<Tag>>,
     /// Replaces the policies.
-    pub policies: Option<Vec<Value>>,
+    pub policies: Option<Vec<PolicyItem>>,
     /// Replaces the connections.
-    pub connect: Option<Vec<Value>>,
+    pub connect: Option<Vec<ConnectionItem>>,
     /// Replaces the contributors.
     pub contributors: Option<Vec<i64>>,
 }
@@ -272,8 +272,8 @@ impl From<EndpointUpdate> for EndpointDraft {
             version: body.version.map(String::from),
             readme: body.readme.map(String::from),
             tags: body.tags.map(|tags| tags.into_iter().map(String::from).collect()),
-            policies: body.policies,
-            connect: body.connect,
+            policies: body.policies.map(|items| items.into_iter().map(Declared::into_inner).collect()),
+            connect: body.connect.map(|items| items.into_iter().map(Declared::into_inner).collect()),
             contributors: body.contributors,
         }
     }
