@@ -75,8 +75,8 @@ pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSect
 pub use plugin_admin::{PluginAdmin, PluginAdminSlot, WasmPluginState};
 #[cfg(not(target_arch = "wasm32"))]
 pub use responses::{
-    CLOSED_OBJECT, Count, Declaration, Declared, Limit, MAX_COUNT, NoContent, Required, closed_object, default_limit,
-    default_skip, page,
+    BoundedList, CLOSED_OBJECT, Count, Declaration, Declared, Limit, MAX_COUNT, NoContent, Required, closed_object,
+    default_limit, default_skip, page,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use secrets::{expand_secret, serialize_redacted};

@@ -129,6 +129,12 @@ pub struct CheckedFields {
     pub connect: Option<Vec<Value>>,
 }
 
+/// Most tags an endpoint has (after removing duplicates).
+pub const MAX_TAGS: usize = 20;
+
+/// Most contributors an endpoint lists.
+pub const MAX_CONTRIBUTORS: usize = 100;
+
 /// Longest tag, counted after trimming.
 const TAG_MAX_CHARS: usize = 50;
 
@@ -280,8 +286,8 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
                 kept.push(tag.to_owned());
             }
         }
-        if kept.len() > 20 {
-            problems.push(problem("tags", "At most 20 tags"));
+        if kept.len() > MAX_TAGS {
+            problems.push(problem("tags", format!("At most {MAX_TAGS} tags")));
         }
         checked.tags = Some(kept);
     }
@@ -311,8 +317,8 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
                 .collect(),
         );
     }
-    if draft.contributors.as_ref().is_some_and(|contributors| contributors.len() > 100) {
-        problems.push(problem("contributors", "At most 100 contributors"));
+    if draft.contributors.as_ref().is_some_and(|contributors| contributors.len() > MAX_CONTRIBUTORS) {
+        problems.push(problem("contributors", format!("At most {MAX_CONTRIBUTORS} contributors")));
     }
     if problems.is_empty() { Ok(checked) } else { Err(problems) }
 }
