@@ -54,6 +54,7 @@ impl StarsService {
         }
         transaction.commit().await?;
         if let Some(event) = event {
+            self.registry.listings_changed();
             event.publish();
         }
         Ok(inserted == 1)
@@ -77,6 +78,7 @@ impl StarsService {
         }
         transaction.commit().await?;
         if let Some(event) = event {
+            self.registry.listings_changed();
             event.publish();
         }
         Ok(removed == 1)

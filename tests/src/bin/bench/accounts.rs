@@ -7,7 +7,7 @@ use thub_tests::{Backend, PASSWORD, TestHub};
 
 use crate::Options;
 
-pub async fn run(options: &Options) {
+pub(crate) async fn run(options: &Options) {
     let hub = TestHub::start_now(Backend::Sqlite).await;
     let alice = hub.register("alice").await;
     let service = hub.register("weather-svc").await;
@@ -31,6 +31,26 @@ pub async fn run(options: &Options) {
     results.push(
         measure(
             "GET /api/v1/auth/me (session check)",
+            concurrency,
+            duration,
+            requests(&client, move |http| http.get(&url).header("authorization", &bearer)),
+        )
+        .await,
+    );
+    let created: serde_json::Value = client
+        .post(server.url("/api/v1/auth/tokens"))
+        .header("authorization", alice.bearer())
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (url, bearer) = (server.url("/api/v1/auth/me"), format!("Bearer {}", created["token"].as_str().unwrap()));
+    results.push(
+        measure(
+            "GET /api/v1/auth/me (API token)",
             concurrency,
             duration,
             requests(&client, move |http| http.get(&url).header("authorization", &bearer)),
