@@ -313,7 +313,9 @@ impl Shared {
     /// fails, nobody else hears it: the others' cache lifetime then bounds how long they keep
     /// what changed.
     pub async fn publish_invalidation(&self, message: &str) {
-        let Some(mut redis) = self.usable_redis() else { return };
+        // Tried even while Redis rests after a failure: another instance may already be
+        // subscribed again, and must hear this.
+        let Some(mut redis) = self.redis.clone() else { return };
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let (sender, mut acks) = mpsc::unbounded_channel();
         self.lock_acks().insert(nonce.clone(), sender);
