@@ -370,6 +370,7 @@ impl EndpointsApi {
     }
 
     /// Public endpoints of users and organizations, newest change first. No login needed.
+    ///
     /// Carries an `ETag`; `If-None-Match` with it answers 304.
     #[oai(path = "/public", method = "get")]
     async fn public(
@@ -392,8 +393,9 @@ impl EndpointsApi {
         Ok(CachedJson::new(page, request))
     }
 
-    /// Public endpoints by stars (ties: newest change). No login needed. Carries an `ETag`;
-    /// `If-None-Match` with it answers 304.
+    /// Public endpoints by stars (ties: newest change). No login needed.
+    ///
+    /// Carries an `ETag`; `If-None-Match` with it answers 304.
     #[oai(path = "/trending", method = "get")]
     async fn trending(
         &self,
