@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod api_tokens;
+mod cache;
 mod credentials;
 pub mod entity;
 pub mod error;
@@ -33,7 +34,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, 
 use thub_plugin_sdk::{AccountDirectory, AccountHookList, AuthMethod, Clock, EventBus, Principal, Role, UserSummary};
 
 use crate::config::{AuthConfig, Config};
-use crate::shared::Shared;
+use crate::shared::{InvalidationFollower, Shared};
+use cache::{AuthCache, Invalidation};
 pub use credentials::client_address;
 use entity::{setting, user};
 pub use error::AccountsError;
@@ -59,6 +61,7 @@ pub struct Accounts {
     events: EventBus,
     hooks: AccountHookList,
     public_url: String,
+    cache: Arc<AuthCache>,
     /// The identity provider.
     pub idp: Idp,
 }
@@ -86,6 +89,15 @@ impl Accounts {
             Duration::days(config.auth.refresh_token_days),
         );
         let idp = Idp::open(db.clone(), clock.clone(), &config.idp, &config.server.public_url).await?;
+        // With Redis the cache waits for its invalidation channel to be live (see `cache`).
+        let cache = Arc::new(AuthCache::new(
+            config.auth.cache_seconds,
+            config.auth.cache_entries,
+            clock.clone(),
+            !shared.is_redis(),
+        ));
+        let follower: Arc<dyn InvalidationFollower> = cache.clone();
+        shared.follow_invalidations(Arc::downgrade(&follower));
         Ok(Self {
             db,
             clock,
@@ -96,6 +108,7 @@ impl Accounts {
             events,
             hooks,
             public_url: config.server.public_url.clone(),
+            cache,
             idp,
         })
     }
@@ -108,6 +121,24 @@ impl Accounts {
     /// The clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Applies a committed change to this instance's authentication cache and tells the other
+    /// instances (with Redis).
+    async fn invalidate(&self, change: Invalidation) {
+        self.cache.invalidate(&change);
+        self.shared.publish_invalidation(&change.encode()).await;
+    }
+
+    /// Whether the authentication cache is in use now (with Redis: its invalidation channel is
+    /// live), for `/ready` and tests.
+    pub fn auth_cache_is_live(&self) -> bool {
+        self.cache.is_live()
+    }
+
+    /// How many entries the authentication cache holds.
+    pub fn auth_cache_len(&self) -> usize {
+        self.cache.len()
     }
 }
 

@@ -222,6 +222,12 @@ pub struct AuthConfig {
     pub tokens_per_user_per_minute: u32,
     /// Whether `POST /api/v1/auth/register` is open to anyone.
     pub open_registration: bool,
+    /// How long an authenticated session, API token or user stays in the in-process
+    /// authentication cache; also the longest a change made where no invalidation reaches this
+    /// instance (another process without Redis) can go unseen here. 0 turns the cache off.
+    pub cache_seconds: u64,
+    /// Most sessions, API tokens and users the cache holds (each).
+    pub cache_entries: usize,
 }
 
 impl Default for AuthConfig {
@@ -240,6 +246,8 @@ impl Default for AuthConfig {
             refreshes_per_session_per_minute: 30,
             tokens_per_user_per_minute: 120,
             open_registration: true,
+            cache_seconds: 10,
+            cache_entries: 20_000,
         }
     }
 }

@@ -1,5 +1,7 @@
-//! State several instances must agree on: revocation marks and rate-limit counters. In Redis
-//! when `[redis] url` is set (so every instance sees the same), in this process otherwise.
+//! State several instances must agree on: revocation marks, rate-limit counters, and the
+//! invalidation channel that keeps each instance's authentication cache true (see
+//! `accounts::cache`). In Redis when `[redis] url` is set (so every instance sees the same), in
+//! this process otherwise.
 //!
 //! Redis is a cache and a meeting point, never the truth: revocation always lands in the
 //! database first (see `accounts::sessions`), and marks read here only ever say "revoked", so a
@@ -8,7 +10,7 @@
 //! and Redis is left alone for a few seconds before the next try; nothing here fails a request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -31,6 +33,7 @@ pub struct Shared {
     revoked: Mutex<HashMap<String, Instant>>,
     /// Set while Redis is failing: when to try it again.
     redis_down_until: Mutex<Option<Instant>>,
+    pending_acks: PendingAcks,
 }
 
 /// The outcome of counting one hit against a limit.
@@ -59,6 +62,7 @@ impl Shared {
             local: Mutex::default(),
             revoked: Mutex::default(),
             redis_down_until: Mutex::default(),
+            pending_acks: PendingAcks::default(),
         }
     }
 
@@ -273,6 +277,146 @@ impl Shared {
     /// The Redis key of `key`'s counter in window `slot`.
     fn limit_key(&self, key: &str, slot: u64) -> String {
         format!("{}limit:{key}:{slot}", self.prefix)
+    }
+}
+
+/// The channel on which instances tell each other which credentials and users changed:
+/// `<nonce> <message>`.
+const INVALIDATION_CHANNEL: &str = "auth:invalidate";
+/// The channel on which each instance acknowledges an invalidation it applied: `<nonce>`.
+const ACK_CHANNEL: &str = "auth:applied";
+
+/// How often a live invalidation subscription is pinged, and how long the answer may take: a
+/// subscription that went silent without its socket closing is known lost within both.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
+
+/// How long a publisher waits for every subscribed instance to acknowledge an invalidation.
+/// An instance that has not acknowledged by then has lost its subscription (and so bypasses
+/// its cache) or is gone.
+const ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// What a follower of the invalidation channel is told.
+pub trait InvalidationFollower: Send + Sync + 'static {
+    /// The subscription is live (`true`: from now on every message arrives) or lost.
+    fn live(&self, live: bool);
+    /// A message published by some instance (this one included).
+    fn message(&self, message: &str);
+}
+
+/// Acknowledgements awaited by this instance's publishers, by nonce.
+type PendingAcks = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<()>>>>;
+
+impl Shared {
+    /// Tells every instance about a committed change on the invalidation channel and waits
+    /// (at most `ACK_WAIT`) until every instance that received it has applied it, so that when
+    /// this returns no live instance still accepts what changed. Without Redis, or when Redis
+    /// fails, nobody else hears it: the others' cache lifetime then bounds how long they keep
+    /// what changed.
+    pub async fn publish_invalidation(&self, message: &str) {
+        // Tried even while Redis rests after a failure: another instance may already be
+        // subscribed again, and must hear this.
+        let Some(mut redis) = self.redis.clone() else { return };
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let (sender, mut acks) = mpsc::unbounded_channel();
+        self.lock_acks().insert(nonce.clone(), sender);
+        let channel = format!("{}{INVALIDATION_CHANNEL}", self.prefix);
+        let answer: redis::RedisResult<usize> = redis.publish(channel, format!("{nonce} {message}")).await;
+        match answer {
+            Ok(receivers) => {
+                self.redis_answered();
+                let all_applied = async {
+                    for _ in 0..receivers {
+                        if acks.recv().await.is_none() {
+                            return;
+                        }
+                    }
+                };
+                if tokio::time::timeout(ACK_WAIT, all_applied).await.is_err() {
+                    tracing::warn!("an instance did not acknowledge an invalidation in time");
+                }
+            }
+            Err(error) => self.redis_failed(&error),
+        }
+        self.lock_acks().remove(&nonce);
+    }
+
+    fn lock_acks(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<()>>> {
+        self.pending_acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Follows the invalidation channel in the background until `follower` is dropped: it is
+    /// told `live(true)` once a subscription is confirmed, `live(false)` as soon as one is lost
+    /// (the socket closes, or a ping goes unanswered), and each message in between, which is
+    /// then acknowledged to its publisher. Without Redis nothing is ever told.
+    pub fn follow_invalidations(&self, follower: std::sync::Weak<dyn InvalidationFollower>) {
+        let (Some(client), Some(redis)) = (self.client.clone(), self.redis.clone()) else { return };
+        let invalidations = format!("{}{INVALIDATION_CHANNEL}", self.prefix);
+        let acks = format!("{}{ACK_CHANNEL}", self.prefix);
+        let pending = self.pending_acks.clone();
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&[&invalidations, &acks]).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                })
+                .await;
+                if let Ok(Ok(pubsub)) = subscribed {
+                    let Some(live) = follower.upgrade() else { return };
+                    live.live(true);
+                    drop(live);
+                    if warned {
+                        tracing::info!("redis invalidation channel restored; auth cache in use again");
+                    }
+                    warned = false;
+                    let (mut sink, mut stream) = pubsub.split();
+                    let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
+                    loop {
+                        tokio::select! {
+                            message = futures_util::StreamExt::next(&mut stream) => {
+                                let Some(message) = message else { break };
+                                let Ok(text) = message.get_payload::<String>() else { continue };
+                                if message.get_channel_name() == acks {
+                                    let waiter = pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&text).cloned();
+                                    if let Some(waiter) = waiter {
+                                        let _ = waiter.send(());
+                                    }
+                                    continue;
+                                }
+                                let Some((nonce, change)) = text.split_once(' ') else { continue };
+                                let Some(follower) = follower.upgrade() else { return };
+                                follower.message(change);
+                                let mut redis = redis.clone();
+                                let acknowledged: redis::RedisResult<()> = redis.publish(&acks, nonce).await;
+                                if let Err(error) = acknowledged {
+                                    tracing::warn!(error = %error, "cannot acknowledge an invalidation");
+                                }
+                            }
+                            _ = ping.tick() => {
+                                if follower.strong_count() == 0 {
+                                    return;
+                                }
+                                let answer = tokio::time::timeout(SUBSCRIPTION_PING, sink.ping::<redis::Value>()).await;
+                                if !matches!(answer, Ok(Ok(_))) {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let Some(follower) = follower.upgrade() else { return };
+                    follower.live(false);
+                }
+                if follower.strong_count() == 0 {
+                    return;
+                }
+                if !warned {
+                    tracing::warn!("redis invalidation channel not live; auth cache bypassed until it is");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
     }
 }
 

@@ -12,7 +12,10 @@ use thub_tests::{Backend, PASSWORD, TestHub, on_every_backend, redis_url, use_re
 on_every_backend!(revocation_holds_across_instances_sharing_the_database);
 
 async fn revocation_holds_across_instances_sharing_the_database(backend: Backend) {
-    let first = TestHub::start(backend).await;
+    // Without Redis no instance hears of another's changes, so instances sharing a database
+    // without Redis turn the authentication cache off (`auth.cache_seconds = 0`, as the example
+    // configuration says); the database then decides every request.
+    let first = TestHub::start_with(backend, |config| config.auth.cache_seconds = 0).await;
     let second = Hub::build_with_clock((*first.hub.config).clone(), Arc::new(first.clock.clone())).await.unwrap();
     let alice = first.register("alice").await;
 

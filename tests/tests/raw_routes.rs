@@ -72,7 +72,9 @@ async fn an_inactive_account_is_refused_alike_on_every_raw_route() {
 
 #[tokio::test]
 async fn a_database_that_cannot_answer_is_a_503_never_anonymous() {
-    let hub = TestHub::start(Backend::Sqlite).await;
+    // The authentication cache off, so every check asks the database (a cached session would be
+    // answered without it).
+    let hub = TestHub::start_with(Backend::Sqlite, |config| config.auth.cache_seconds = 0).await;
     std::fs::write(hub.dir.path().join("page.html"), "<p>hi</p>").unwrap();
     let alice = hub.register("alice").await;
     hub.endpoint(&alice, json!({"name": "Model", "type": "model", "visibility": "public"})).await;

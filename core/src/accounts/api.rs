@@ -510,7 +510,7 @@ impl AuthApi {
     /// The caller's account.
     #[oai(path = "/me", method = "get")]
     async fn me(&self, user: CurrentUser) -> Result<Json<UserResponse>, ApiError> {
-        Ok(Json(self.accounts.user(user.0.user_id).await?.into()))
+        Ok(Json(UserResponse::from(self.accounts.cached_user(user.0.user_id).await?.as_ref().clone())))
     }
 
     /// Change the caller's password; their other sessions are revoked.
@@ -601,7 +601,7 @@ impl UsersApi {
     /// The caller's account.
     #[oai(path = "/me", method = "get")]
     async fn me(&self, user: CurrentUser) -> Result<Json<UserResponse>, ApiError> {
-        Ok(Json(self.accounts.user(user.0.user_id).await?.into()))
+        Ok(Json(UserResponse::from(self.accounts.cached_user(user.0.user_id).await?.as_ref().clone())))
     }
 
     /// Change the caller's profile.

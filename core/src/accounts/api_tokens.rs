@@ -3,15 +3,19 @@
 //! session is (`Authorization: Bearer syft_pat_…`), except to manage API tokens themselves, so a
 //! leaked token cannot mint itself successors.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use thub_plugin_sdk::{ApiError, AuthMethod, FieldError, Principal};
 
+use super::cache::{CachedToken, principal_of};
 use super::entity::{api_token, user};
-use super::{Accounts, AccountsError, principal};
+use super::{Accounts, AccountsError, Invalidation};
 
 /// Every API token starts with this.
 pub const PREFIX: &str = "syft_pat_";
@@ -226,43 +230,56 @@ impl Accounts {
             changed.is_active = Set(false);
             changed.updated_at = Set(self.now());
             changed.update(&self.db).await?;
+            self.invalidate(Invalidation::ApiToken(id)).await;
             crate::audit::api_token_revoked(caller.user_id, id);
         }
         Ok(())
     }
 
-    /// The principal behind an API token.
+    /// The principal behind an API token: from the authentication cache when it holds the
+    /// token, else from the database (and then cached while active).
     pub(crate) async fn authenticate_api_token(
         &self,
         token: &str,
         client: Option<&str>,
     ) -> Result<Principal, ApiError> {
         let unauthorized = |message: &'static str| ApiError::unauthorized("auth.invalid_api_token", message);
-        let row = api_token::Entity::find()
-            .filter(api_token::Column::TokenHash.eq(hash(token)))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| unauthorized("Invalid API token"))?;
-        if !row.is_active {
-            return Err(unauthorized("API token has been revoked"));
-        }
+        let token_hash = hash(token);
+        let (row, owner) = match self.cache.api_token(&token_hash) {
+            Some(hit) => hit,
+            None => {
+                let ticket = self.cache.ticket();
+                let row = api_token::Entity::find()
+                    .filter(api_token::Column::TokenHash.eq(token_hash.as_str()))
+                    .one(&self.db)
+                    .await?
+                    .ok_or_else(|| unauthorized("Invalid API token"))?;
+                if !row.is_active {
+                    return Err(unauthorized("API token has been revoked"));
+                }
+                let owner = user::Entity::find_by_id(row.user_id)
+                    .one(&self.db)
+                    .await?
+                    .ok_or_else(|| unauthorized("Invalid API token"))?;
+                let row = CachedToken::new(&row);
+                self.cache.fill_api_token(ticket, &token_hash, row.clone(), &owner);
+                (row, Arc::new(owner))
+            }
+        };
         let now = self.now();
         if row.expires_at.is_some_and(|expires_at| expires_at <= now) {
             return Err(unauthorized("API token has expired"));
         }
-        let owner = user::Entity::find_by_id(row.user_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| unauthorized("Invalid API token"))?;
         let stale = row.last_used_at.is_none_or(|used| (now - used).num_seconds() >= LAST_USED_RESOLUTION_SECONDS);
         if stale {
-            let token_id = row.id;
-            let mut used: api_token::ActiveModel = row.into();
-            used.last_used_at = Set(Some(now));
-            used.last_used_ip = Set(client.map(str::to_owned));
-            used.update(&self.db).await?;
-            return Ok(principal(owner, AuthMethod::ApiToken { token_id }));
+            api_token::Entity::update_many()
+                .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
+                .col_expr(api_token::Column::LastUsedIp, Expr::value(client.map(str::to_owned)))
+                .filter(api_token::Column::Id.eq(row.id))
+                .exec(&self.db)
+                .await?;
+            self.cache.token_used(&token_hash, now);
         }
-        Ok(principal(owner, AuthMethod::ApiToken { token_id: row.id }))
+        Ok(principal_of(&owner, AuthMethod::ApiToken { token_id: row.id }))
     }
 }

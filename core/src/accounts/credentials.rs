@@ -75,10 +75,15 @@ impl Accounts {
         let claims =
             self.tokens.decode(token, TokenKind::Access, self.clock.now()).ok_or_else(ApiError::invalid_credentials)?;
         let user_id = claims.user_id().ok_or_else(ApiError::invalid_credentials)?;
+        if let Some(principal) = self.cache.session(&claims.sid, user_id) {
+            return Ok(principal);
+        }
+        let ticket = self.cache.ticket();
         if self.session_is_revoked(&claims.sid).await? {
             return Err(ApiError::invalid_credentials());
         }
         let user = user::Entity::find_by_id(user_id).one(&self.db).await?.ok_or_else(ApiError::invalid_credentials)?;
+        self.cache.fill_session(ticket, &claims.sid, &user);
         Ok(principal(user, AuthMethod::Session { session_id: claims.sid }))
     }
 

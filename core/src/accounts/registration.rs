@@ -10,7 +10,7 @@ use super::entity::user;
 use super::password::Verdict;
 use super::rate_limits::Bucket;
 use super::tokens::TokenPair;
-use super::{Accounts, AccountsError, unique_violation, validation};
+use super::{Accounts, AccountsError, Invalidation, unique_violation, validation};
 use crate::audit;
 
 /// A new account.
@@ -141,6 +141,7 @@ impl Accounts {
             let mut upgraded: user::ActiveModel = found.clone().into();
             upgraded.password_hash = Set(hash);
             upgraded.update(&self.db).await?;
+            self.invalidate(Invalidation::User(found.id)).await;
             tracing::info!(user_id = found.id, "password hash upgraded");
         }
         audit::login_succeeded(found.id, &found.username, client);
@@ -179,10 +180,12 @@ impl Accounts {
 
     pub(super) async fn set_password_hash(&self, user: user::Model, new: &str) -> Result<(), AccountsError> {
         let hash = self.passwords.hash(new.to_owned()).await?;
+        let user_id = user.id;
         let mut changed: user::ActiveModel = user.into();
         changed.password_hash = Set(hash);
         changed.updated_at = Set(self.clock.now());
         changed.update(&self.db).await?;
+        self.invalidate(Invalidation::User(user_id)).await;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use thub_plugin_sdk::{AuthMethod, Principal};
 use super::entity::{session, user};
 use super::rate_limits::Bucket;
 use super::tokens::{TokenKind, TokenPair};
-use super::{Accounts, AccountsError};
+use super::{Accounts, AccountsError, Invalidation};
 
 impl Accounts {
     /// Opens a session for `user` and issues its first token pair.
@@ -84,6 +84,7 @@ impl Accounts {
             .exec(&self.db)
             .await?;
         self.shared.mark_revoked(&format!("session:{session_id}"), self.revocation_ttl()).await;
+        self.invalidate(Invalidation::Session(session_id.to_owned())).await;
         crate::audit::session_revoked(session_id, reason);
         Ok(())
     }

@@ -1,12 +1,14 @@
 //! Reading, changing and deleting accounts.
 
+use std::sync::Arc;
+
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::json;
 use thub_plugin_sdk::storage::begin_write;
 use thub_plugin_sdk::{Principal, Role};
 
 use super::entity::user;
-use super::{Accounts, AccountsError, unique_violation, validation};
+use super::{Accounts, AccountsError, Invalidation, unique_violation, validation};
 
 /// Changes to an account; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,18 @@ impl Accounts {
     /// The user with this id.
     pub async fn user(&self, id: i64) -> Result<user::Model, AccountsError> {
         user::Entity::find_by_id(id).one(&self.db).await?.ok_or(AccountsError::UserNotFound)
+    }
+
+    /// The user with this id, from the authentication cache when it holds it: for reads that
+    /// follow authentication (`/me`), never for read-modify-write.
+    pub async fn cached_user(&self, id: i64) -> Result<Arc<user::Model>, AccountsError> {
+        if let Some(user) = self.cache.user(id) {
+            return Ok(user);
+        }
+        let ticket = self.cache.ticket();
+        let user = self.user(id).await?;
+        self.cache.fill_user(ticket, &user);
+        Ok(Arc::new(user))
     }
 
     /// The user with this username (case-insensitive).
@@ -151,6 +165,7 @@ impl Accounts {
         }
         changed.updated_at = Set(self.clock.now());
         let updated = changed.update(&self.db).await.map_err(unique_violation)?;
+        self.invalidate(Invalidation::User(id)).await;
         if changes.role.is_some() || changes.is_active.is_some() {
             crate::audit::user_changed(actor.user_id, id, changes.role.map(|role| role.as_str()), changes.is_active);
         }
@@ -197,6 +212,7 @@ impl Accounts {
         let event = json!({"user_id": user.id, "username": user.username});
         let event = self.events.record(&transaction, "user.deleted", event).await?;
         transaction.commit().await?;
+        self.invalidate(Invalidation::User(user.id)).await;
         event.publish();
         tracing::info!(user_id = user.id, username = %user.username, "user deleted");
         Ok(())

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -16,6 +17,7 @@ use thub_plugin_sdk::{
 };
 
 use crate::entity::endpoint;
+use crate::listings::{CachedJson, to_json_bytes};
 use crate::model::{
     ConnectionItem, EndpointDraft, EndpointKind, MAX_CONTRIBUTORS, MAX_TAGS, PolicyItem, Readme, SemanticVersion, Tag,
     Visibility,
@@ -373,31 +375,57 @@ impl EndpointsApi {
     }
 
     /// Public endpoints of users and organizations, newest change first. No login needed.
+    ///
+    /// Carries an `ETag`; `If-None-Match` with it answers 304.
     #[oai(path = "/public", method = "get")]
     async fn public(
         &self,
+        request: &Request,
         #[oai(default)] skip: Query<Count>,
         #[oai(default)] limit: Query<Limit>,
         endpoint_type: Query<Option<EndpointKind>>,
-    ) -> Result<Json<Vec<EndpointPublicResponse>>, ApiError> {
-        let (skip, limit) = (skip.0.get(), limit.0.get());
-        let found = self.service.list_public(Listing { skip, limit, kind: endpoint_type.0 }).await?;
-        Ok(Json(self.public_shapes(found).await?))
+    ) -> Result<CachedJson<Vec<EndpointPublicResponse>>, ApiError> {
+        let (skip, limit, kind) = (skip.0.get(), limit.0.get(), endpoint_type.0);
+        let key = format!("public skip={skip} limit={limit} type={}", kind.map_or("", EndpointKind::as_str));
+        let page = self
+            .service
+            .listings()
+            .page(key, async || {
+                let found = self.service.list_public(Listing { skip, limit, kind }).await?;
+                Ok::<_, ApiError>(to_json_bytes(&self.public_shapes(found).await?))
+            })
+            .await?;
+        Ok(CachedJson::new(page, request))
     }
 
     /// Public endpoints by stars (ties: newest change). No login needed.
+    ///
+    /// Carries an `ETag`; `If-None-Match` with it answers 304.
     #[oai(path = "/trending", method = "get")]
     async fn trending(
         &self,
+        request: &Request,
         #[oai(default)] skip: Query<Count>,
         #[oai(default)] limit: Query<Limit>,
         min_stars: Query<Option<Count>>,
         endpoint_type: Query<Option<EndpointKind>>,
-    ) -> Result<Json<Vec<EndpointPublicResponse>>, ApiError> {
-        let (skip, limit) = (skip.0.get(), limit.0.get());
-        let found =
-            self.service.trending(Listing { skip, limit, kind: endpoint_type.0 }, min_stars.0.map(Count::get)).await?;
-        Ok(Json(self.public_shapes(found).await?))
+    ) -> Result<CachedJson<Vec<EndpointPublicResponse>>, ApiError> {
+        let (skip, limit, kind, min_stars) =
+            (skip.0.get(), limit.0.get(), endpoint_type.0, min_stars.0.map(Count::get));
+        let key = format!(
+            "trending skip={skip} limit={limit} type={} min_stars={}",
+            kind.map_or("", EndpointKind::as_str),
+            min_stars.map(|stars| stars.to_string()).unwrap_or_default()
+        );
+        let page = self
+            .service
+            .listings()
+            .page(key, async || {
+                let found = self.service.trending(Listing { skip, limit, kind }, min_stars).await?;
+                Ok::<_, ApiError>(to_json_bytes(&self.public_shapes(found).await?))
+            })
+            .await?;
+        Ok(CachedJson::new(page, request))
     }
 
     /// Full-text search over public endpoints, best first, with a relevance score.

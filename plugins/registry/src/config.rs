@@ -10,10 +10,20 @@ pub struct RegistryConfig {
     pub max_readme_chars: usize,
     /// Most endpoints one `POST /api/v1/endpoints/sync` may carry.
     pub max_sync_endpoints: usize,
+    /// How long an anonymous public listing (browse, trending, owner pages) is served from
+    /// memory: the longest a change made on another instance takes to show here. 0: off.
+    pub listing_cache_seconds: u64,
+    /// Most bytes of cached listings.
+    pub listing_cache_bytes: usize,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { max_readme_chars: 50_000, max_sync_endpoints: 100 }
+        Self {
+            max_readme_chars: 50_000,
+            max_sync_endpoints: 100,
+            listing_cache_seconds: 2,
+            listing_cache_bytes: 8 * 1024 * 1024,
+        }
     }
 }

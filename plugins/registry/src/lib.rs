@@ -6,7 +6,8 @@
 //!   column on PostgreSQL).
 //! - Routes: `/api/v1/endpoints` (create, list mine, public, trending, search, sync, get,
 //!   update, delete, by slug, admin); `GET /{owner}` and `GET /{owner}/{slug}` (fallback).
-//! - Config: `[plugins.registry]` `max_readme_chars`, `max_sync_endpoints`.
+//! - Config: `[plugins.registry]` `max_readme_chars`, `max_sync_endpoints`,
+//!   `listing_cache_seconds`, `listing_cache_bytes`.
 //! - Events: `endpoint.created`, `endpoint.updated`, `endpoint.deleted`, `endpoint.synced`.
 //! - Services: [`RegistryService`] (visibility checks and the star counter, for the stars plugin).
 //! - Needs: the organizations plugin's [`thub_organizations::OrganizationService`].
@@ -17,6 +18,7 @@ mod config;
 pub mod entity;
 mod error;
 mod explore;
+pub mod listings;
 pub mod model;
 pub mod pages;
 pub mod search;
@@ -51,6 +53,7 @@ impl Plugin for RegistryPlugin {
             context.clock.clone(),
             config,
         ));
+        service.listings().follow(&context.events);
         context.provide(service.clone());
         Ok(Mount {
             api: EndpointsApi::new(service.clone()),

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use poem::http::Method;
+use poem::http::{Method, header};
 use poem::{Request, Response};
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use serde::Deserialize;
@@ -59,6 +59,9 @@ impl Fallback for OwnerPages {
             return false;
         }
         let Some((owner, slug)) = owner_path(request) else { return false };
+        if anonymous_key(request).is_some_and(|key| self.service.listings().holds(&key)) {
+            return true;
+        }
         // A lookup that fails claims the request, so `handle` answers the failure (503) rather
         // than the static site answering as if nothing were there.
         let owner = match self.service.owner(&owner).await {
@@ -73,19 +76,43 @@ impl Fallback for OwnerPages {
     }
 
     async fn handle(&self, request: Request) -> poem::Result<Response> {
-        let (owner_name, slug) =
-            owner_path(&request).ok_or_else(|| ApiError::not_found("route.not_found", "Not Found"))?;
-        let owner = self.service.owner(&owner_name).await?.ok_or(RegistryError::OwnerNotFound(owner_name))?;
-        let principal = optional_user(&request).await?;
-        let viewer = self.service.viewer(principal).await?;
-        match slug {
-            None => self.owner_page(&request, &viewer, &owner).await,
-            Some(slug) => self.endpoint_page(&viewer, &owner, &slug).await,
-        }
+        let Some(key) = anonymous_key(&request) else { return self.answer(&request).await };
+        // Anonymous callers all get the same answer: kept as a page (only successes are).
+        let page = self
+            .service
+            .listings()
+            .page(key, async || {
+                let response = self.answer(&request).await?;
+                Ok::<_, poem::Error>(response.into_body().into_vec().await?)
+            })
+            .await?;
+        Ok(page.respond(&request))
     }
 }
 
+/// The cache key of a request that carries no credentials (no `Authorization`, no cookie):
+/// its lowercased path and its query.
+fn anonymous_key(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE) {
+        return None;
+    }
+    Some(format!("owner {}?{}", request.uri().path().to_lowercase(), request.uri().query().unwrap_or("")))
+}
+
 impl OwnerPages {
+    async fn answer(&self, request: &Request) -> poem::Result<Response> {
+        let (owner_name, slug) =
+            owner_path(request).ok_or_else(|| ApiError::not_found("route.not_found", "Not Found"))?;
+        let owner = self.service.owner(&owner_name).await?.ok_or(RegistryError::OwnerNotFound(owner_name))?;
+        let principal = optional_user(request).await?;
+        let viewer = self.service.viewer(principal).await?;
+        match slug {
+            None => self.owner_page(request, &viewer, &owner).await,
+            Some(slug) => self.endpoint_page(&viewer, &owner, &slug).await,
+        }
+    }
+
     async fn owner_page(&self, request: &Request, viewer: &Viewer, owner: &Owner) -> poem::Result<Response> {
         let query = request.params::<PageQuery>().map_err(|_| {
             ApiError::invalid_field(&["query"], "skip and limit must be whole numbers", serde_json::Value::Null)

@@ -19,6 +19,7 @@ use crate::access::Viewer;
 use crate::config::RegistryConfig;
 use crate::entity::endpoint;
 use crate::error::RegistryError;
+use crate::listings::ListingCache;
 use crate::model::{self, EndpointDraft, EndpointKind, Problem, Visibility};
 use crate::search::{self, Hit};
 
@@ -70,6 +71,7 @@ pub struct RegistryService {
     events: EventBus,
     clock: Arc<dyn Clock>,
     config: RegistryConfig,
+    listings: Arc<ListingCache>,
 }
 
 /// Field problems as a 422 list (`policies.0.type` → `["body", "policies", 0, "type"]`).
@@ -101,7 +103,19 @@ impl RegistryService {
         clock: Arc<dyn Clock>,
         config: RegistryConfig,
     ) -> Self {
-        Self { db, accounts, organizations, events, clock, config }
+        let listings =
+            Arc::new(ListingCache::new(config.listing_cache_seconds, config.listing_cache_bytes, clock.clone()));
+        Self { db, accounts, organizations, events, clock, config, listings }
+    }
+
+    /// The cache of anonymous public listings.
+    pub fn listings(&self) -> &Arc<ListingCache> {
+        &self.listings
+    }
+
+    /// Tells the registry that what public listings show changed (a star, after its commit).
+    pub fn listings_changed(&self) {
+        self.listings.clear();
     }
 
     /// The hub database (for sibling modules' queries).
@@ -354,6 +368,7 @@ impl RegistryService {
             };
             let event = self.record(&transaction, "endpoint.created", &created).await?;
             transaction.commit().await?;
+            self.listings.clear();
             event.publish();
             return Ok(created);
         }
@@ -410,6 +425,7 @@ impl RegistryService {
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
+        self.listings.clear();
         event.publish();
         Ok(updated)
     }
@@ -425,6 +441,7 @@ impl RegistryService {
         endpoint::Entity::delete_by_id(id).exec(&transaction).await?;
         let event = self.record(&transaction, "endpoint.deleted", &current).await?;
         transaction.commit().await?;
+        self.listings.clear();
         event.publish();
         Ok(())
     }
@@ -491,6 +508,7 @@ impl RegistryService {
         let event = json!({"user_id": actor.user_id, "created": created.len(), "deleted": deleted});
         let event = self.events.record(&transaction, "endpoint.synced", event).await?;
         transaction.commit().await?;
+        self.listings.clear();
         event.publish();
         Ok((created, deleted))
     }
@@ -515,6 +533,7 @@ impl RegistryService {
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
+        self.listings.clear();
         event.publish();
         Ok(updated)
     }

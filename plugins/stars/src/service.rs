@@ -55,6 +55,7 @@ impl StarsService {
         }
         transaction.commit().await?;
         if let Some(event) = event {
+            self.registry.listings_changed();
             event.publish();
         }
         Ok(inserted == 1)
@@ -78,6 +79,7 @@ impl StarsService {
         }
         transaction.commit().await?;
         if let Some(event) = event {
+            self.registry.listings_changed();
             event.publish();
         }
         Ok(removed == 1)

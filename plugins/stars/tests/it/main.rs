@@ -18,7 +18,12 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        let hub = TestHub::start(Backend::Sqlite).await;
+        // The service below is built beside the hub's own registry, whose listing cache hears
+        // of its stars only through the bus: read the pages uncached.
+        let hub = TestHub::start_with(Backend::Sqlite, |config| {
+            config.plugins.set_key("registry", "listing_cache_seconds", json!(0));
+        })
+        .await;
         let accounts = hub.hub.accounts.clone() as Arc<dyn AccountDirectory>;
         let (db, events, clock) = (hub.hub.db.clone(), hub.hub.events.clone(), hub.hub.clock.clone());
         let organizations =

@@ -37,6 +37,26 @@ pub(crate) async fn run(options: &Options) {
         )
         .await,
     );
+    let created: serde_json::Value = client
+        .post(server.url("/api/v1/auth/tokens"))
+        .header("authorization", alice.bearer())
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (url, bearer) = (server.url("/api/v1/auth/me"), format!("Bearer {}", created["token"].as_str().unwrap()));
+    results.push(
+        measure(
+            "GET /api/v1/auth/me (API token)",
+            concurrency,
+            duration,
+            requests(&client, move |http| http.get(&url).header("authorization", &bearer)),
+        )
+        .await,
+    );
     let (url, bearer) = (server.url("/api/v1/token?aud=weather-svc"), alice.bearer());
     results.push(
         measure(

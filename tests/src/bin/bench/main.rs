@@ -3,8 +3,12 @@
 //!
 //! ```sh
 //! scripts/bench                      # every suite: cargo run --release -p thub-tests --bin bench -- all
-//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|hub|wasm ...] [--seconds 5] [--concurrency 16]
+//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|hub|wasm|memory ...] [--seconds 5] [--concurrency 16] [--rss-wait 60]
 //! ```
+//!
+//! The `memory` suite spawns the real `thub` binary built beside the bench
+//! (`cargo build --release -p thub-core --bin thub`; `scripts/bench` does) and reads its RSS
+//! `--rss-wait` seconds after the loads.
 //!
 //! One module per suite; each prints a table whose ratio column divides by `GET /health`
 //! measured in the same suite.
@@ -18,20 +22,23 @@
 
 mod accounts;
 mod hub;
+mod memory;
 mod registry;
 mod wasm;
 
 /// Every suite, in the order `all` runs them.
-const SUITES: &[&str] = &["accounts", "registry", "hub", "wasm"];
+const SUITES: &[&str] = &["accounts", "registry", "hub", "wasm", "memory"];
 
 pub(crate) struct Options {
     suites: Vec<String>,
     pub(crate) seconds: u64,
     pub(crate) concurrency: usize,
+    /// Seconds the `memory` suite rests after its loads before reading RSS.
+    pub(crate) rss_wait: u64,
 }
 
 fn options() -> Options {
-    let mut options = Options { suites: Vec::new(), seconds: 5, concurrency: 16 };
+    let mut options = Options { suites: Vec::new(), seconds: 5, concurrency: 16, rss_wait: 60 };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,6 +46,7 @@ fn options() -> Options {
             "--concurrency" => {
                 options.concurrency = args.next().and_then(|value| value.parse().ok()).expect("--concurrency N")
             }
+            "--rss-wait" => options.rss_wait = args.next().and_then(|value| value.parse().ok()).expect("--rss-wait N"),
             suite => options.suites.push(suite.to_owned()),
         }
     }
@@ -69,6 +77,7 @@ async fn run(suite: &str, options: &Options) {
         "registry" => registry::run(options).await,
         "hub" => hub::run(options).await,
         "wasm" => wasm::run(options).await,
+        "memory" => memory::run(options).await,
         other => panic!("unknown suite {other}; known: all, {}", SUITES.join(", ")),
     }
 }

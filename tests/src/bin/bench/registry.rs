@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use thub_tests::bench::{Measurement, TABLE_HEADER, get, measure, requests};
+use thub_tests::bench::{Attempt, Measurement, TABLE_HEADER, get, measure, requests};
 use thub_tests::{Backend, TestHub};
 
 use crate::Options;
@@ -30,20 +30,27 @@ const WORDS: &[&str] = &[
     "audio",
 ];
 
-/// 10 000 endpoints (100 owners × 100, created through `sync`), then browse, trending, search
-/// and `/{owner}/{slug}`.
-pub(crate) async fn run(options: &Options) {
-    let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
-        config.auth.registrations_per_address_per_minute = u32::MAX;
-    })
-    .await;
-    let server = hub.serve().await;
-    let client = thub_tests::http_client();
-    let seeding = std::time::Instant::now();
+/// Registers `owners` owners at `base` (the hub's URL) and gives each 100 endpoints through
+/// `sync`; returns the last owner's name.
+pub(crate) async fn seed(client: &reqwest::Client, base: &str, owners: usize) -> String {
     let mut last_owner = String::new();
-    for owner in 0..100 {
+    for owner in 0..owners {
         let name = format!("owner{owner:03}");
-        let session = hub.register(&name).await;
+        let registered: serde_json::Value = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&serde_json::json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "full_name": format!("{name} Example"),
+                "password": thub_tests::PASSWORD,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let bearer = format!("Bearer {}", registered["access_token"].as_str().expect("registered"));
         let endpoints: Vec<serde_json::Value> = (0..100)
             .map(|index| {
                 let pick = |offset: usize| WORDS[(owner * 7 + index * 3 + offset) % WORDS.len()];
@@ -57,8 +64,8 @@ pub(crate) async fn run(options: &Options) {
             })
             .collect();
         let response = client
-            .post(server.url("/api/v1/endpoints/sync"))
-            .header("authorization", session.bearer())
+            .post(format!("{base}/api/v1/endpoints/sync"))
+            .header("authorization", bearer)
             .json(&serde_json::json!({"endpoints": endpoints}))
             .send()
             .await
@@ -69,6 +76,20 @@ pub(crate) async fn run(options: &Options) {
             eprintln!("seeded {} owners", owner + 1);
         }
     }
+    last_owner
+}
+
+/// 10 000 endpoints (100 owners × 100, created through `sync`), then browse, trending, search
+/// and `/{owner}/{slug}`.
+pub(crate) async fn run(options: &Options) {
+    let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
+        config.auth.registrations_per_address_per_minute = u32::MAX;
+    })
+    .await;
+    let server = hub.serve().await;
+    let client = thub_tests::http_client();
+    let seeding = std::time::Instant::now();
+    let last_owner = seed(&client, &server.url(""), 100).await;
     let seeded = seeding.elapsed();
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
@@ -118,6 +139,7 @@ pub(crate) async fn run(options: &Options) {
         )
         .await,
     );
+    results.extend(conditional_reads(&client, &server, &last_owner, options).await);
     for query in ["vision", "genomics classifier", "translation energy satellite"] {
         let url = server.url("/api/v1/endpoints/search");
         let body = serde_json::json!({"query": query, "top_k": 10}).to_string();
@@ -145,4 +167,36 @@ pub(crate) async fn run(options: &Options) {
     for result in &results {
         println!("{}", result.row(Some(&baseline)));
     }
+}
+
+/// The owner page listing, and a client revalidating a listing it holds (`If-None-Match` → 304).
+async fn conditional_reads(
+    client: &reqwest::Client,
+    server: &thub_tests::TestServer,
+    owner: &str,
+    options: &Options,
+) -> Vec<Measurement> {
+    let duration = Duration::from_secs(options.seconds);
+    let concurrency = options.concurrency;
+    let mut results = Vec::new();
+    results.push(
+        measure(
+            "GET /{owner}?limit=10 (JSON)",
+            concurrency,
+            duration,
+            get(client, server.url(&format!("/{owner}?limit=10"))),
+        )
+        .await,
+    );
+    let url = server.url("/api/v1/endpoints/public?limit=20");
+    let etag = client.get(&url).send().await.unwrap().headers()["etag"].to_str().unwrap().to_owned();
+    let http = client.clone();
+    results.push(
+        measure("GET /api/v1/endpoints/public?limit=20 (If-None-Match → 304)", concurrency, duration, move || {
+            let request = http.get(&url).header("if-none-match", &etag);
+            Box::pin(async move { request.send().await.is_ok_and(|response| response.status() == 304) }) as Attempt
+        })
+        .await,
+    );
+    results
 }
