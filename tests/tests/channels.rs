@@ -197,11 +197,14 @@ async fn a_burst_of_small_frames_reaches_every_subscriber_at_the_defaults() {
         publisher.feed(Message::text(format!("{index:04}{}", "b".repeat(96)))).await.unwrap();
     }
     publisher.flush().await.unwrap();
+    let mut sockets = Vec::new();
     for reader in readers {
-        let mut socket = reader.await.expect("every frame, in order");
-        assert!(silent(&mut socket).await, "nothing more");
+        sockets.push(reader.await.expect("every frame, in order"));
     }
     assert_eq!(counts(&hub, &alice).await[0]["connections"], subscribers + 1, "nobody was dropped as slow");
+    for socket in &mut sockets {
+        assert!(silent(socket).await, "nothing more");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,13 +232,14 @@ async fn a_subscriber_that_stops_reading_is_closed_with_1013_and_the_others_get_
             );
             read_window.add_permits(1);
         }
+        socket
     });
     let payload = "z".repeat(1000);
     for index in 0..total {
         window.acquire().await.unwrap().forget();
         publisher.send(Message::text(format!("{index:05}{}", &payload[5..]))).await.unwrap();
     }
-    tokio::time::timeout(Duration::from_secs(120), bob_reads).await.expect("bob kept up").unwrap();
+    let _bob = tokio::time::timeout(Duration::from_secs(120), bob_reads).await.expect("bob kept up").unwrap();
     eventually("carol dropped, alice and bob still there", 5, async || {
         counts(&hub, &alice).await[0]["connections"] == 2
     })
