@@ -211,16 +211,16 @@ impl Drop for ThubProcess {
     }
 }
 
-/// Raises this process's soft open-file limit to at least `needed` (up to the hard limit) and
-/// returns the soft limit now in force.
-pub fn raise_open_file_limit(needed: u64) -> u64 {
+/// Raises this process's soft open-file limit to at least `needed` (up to the hard limit).
+/// Returns the soft limit before and after.
+pub fn raise_open_file_limit(needed: u64) -> (u64, u64) {
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
     if soft >= needed {
-        return soft;
+        return (soft, soft);
     }
     let wanted = needed.min(hard);
     match rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, hard) {
-        Ok(()) => wanted,
-        Err(_) => soft,
+        Ok(()) => (soft, wanted),
+        Err(_) => (soft, soft),
     }
 }

@@ -46,8 +46,7 @@ pub(crate) fn is_denied(name: &str, extra: &[String]) -> bool {
     if lower.starts_with('.') || DENIED_NAMES.contains(&lower.as_str()) {
         return true;
     }
-    let extension_denied =
-        |extension: &str| lower.strip_suffix(extension).is_some_and(|stem| stem.ends_with('.'));
+    let extension_denied = |extension: &str| lower.strip_suffix(extension).is_some_and(|stem| stem.ends_with('.'));
     if DENIED_EXTENSIONS.iter().any(|extension| extension_denied(extension)) {
         return true;
     }

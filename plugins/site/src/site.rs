@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
-use poem::http::{Method, StatusCode, header};
 use poem::error::StaticFileError;
+use poem::http::{Method, StatusCode, header};
 use poem::web::{StaticFileRequest, StaticFileResponse};
 use poem::{Body, FromRequest, IntoResponse, Request, Response};
 use thub_plugin_sdk::html::wants_html;
@@ -159,9 +159,15 @@ const READ_WHOLE_BYTES: u64 = 256 * 1024;
 /// blocking thread.
 fn open(conditions: StaticFileRequest, path: &Path) -> Result<StaticFileResponse, StaticFileError> {
     match conditions.create_response(path, true, true)? {
-        StaticFileResponse::Ok { body, content_length, content_type, etag, last_modified, content_range: None, cache_control }
-            if content_length <= READ_WHOLE_BYTES =>
-        {
+        StaticFileResponse::Ok {
+            body,
+            content_length,
+            content_type,
+            etag,
+            last_modified,
+            content_range: None,
+            cache_control,
+        } if content_length <= READ_WHOLE_BYTES => {
             drop(body);
             let data = std::fs::read(path)?;
             // A file rewritten in between is served as it is now; its ETag catches up on the next

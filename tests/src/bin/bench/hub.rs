@@ -90,9 +90,9 @@ impl Hub {
     }
 }
 
-pub async fn run(options: &Options) {
-    // Two sockets per idle WebSocket would be in this process if the hub ran here; it does not,
-    // but the client ends, the upstream and the HTTP pools are.
+pub(crate) async fn run(options: &Options) {
+    // The client ends of the idle sockets are in this process (the hub raises its own limit at
+    // start, to the hard limit).
     let open_files = raise_open_file_limit(IDLE_SOCKETS as u64 + 1024);
     let upstream = TestServer::start(poem::EndpointExt::map_to_response(
         poem::Route::new().at("/v1/data", poem::endpoint::make_sync(|_| "{\"temperature\": 21.5}")),
@@ -306,7 +306,7 @@ async fn fan_out(hub: &Hub, client: &reqwest::Client, channel: &str, period: Opt
 
 /// Opens [`IDLE_SOCKETS`] WebSockets that then do nothing, and reads the hub's resident memory
 /// before, while they are open, and after they closed.
-async fn idle_sockets(hub: &Hub, client: &reqwest::Client, open_files: u64) {
+async fn idle_sockets(hub: &Hub, client: &reqwest::Client, (open_files_before, open_files): (u64, u64)) {
     // Settle after start-up so "before" is the idle hub, not one still warming up.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = hub.process.rss();
@@ -338,7 +338,9 @@ async fn idle_sockets(hub: &Hub, client: &reqwest::Client, open_files: u64) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = hub.process.rss();
     let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
-    println!("\n### {IDLE_SOCKETS} idle WebSockets (thub VmRSS; open-file soft limit here {open_files})\n");
+    println!(
+        "\n### {IDLE_SOCKETS} idle WebSockets (thub VmRSS; the bench's open-file soft limit {open_files}, was {open_files_before})\n"
+    );
     println!(
         "RSS idle {:.1} MB → {:.1} MB with {IDLE_SOCKETS} open (connected in {connect_seconds:.1} s) → {:.1} MB after they closed",
         mb(before),
