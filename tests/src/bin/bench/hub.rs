@@ -161,6 +161,7 @@ pub(crate) async fn run(options: &Options) {
     let offered = PACED_FRAMES_PER_SECOND * SUBSCRIBERS as u64;
     println!("{}", paced.row(&format!("paced ({PACED_FRAMES_PER_SECOND} frames/s = {offered} deliveries/s offered)")));
     println!("(targets: nothing lost; ≥ 250 000 deliveries/s with p99 ≤ 50 ms)");
+    stalled_subscriber(&every, &client).await;
     drop(every);
 
     // A second hub, fresh, logging one successful request in a hundred: the idle sockets first
@@ -351,5 +352,79 @@ async fn idle_sockets(hub: &Hub, client: &reqwest::Client, (open_files_before, o
         "per socket: {:.1} KB (target ≤ 30 KB); still held after close: {:.1} MB",
         open.saturating_sub(before) as f64 / IDLE_SOCKETS as f64 / 1000.0,
         mb(after.saturating_sub(before)),
+    );
+}
+
+/// A subscriber that stops reading while 10 MB go to a channel (another member reads along):
+/// how it is closed, and the hub's memory before and after.
+async fn stalled_subscriber(hub: &Hub, client: &reqwest::Client) {
+    const TOTAL: usize = 10_000;
+    const BYTES: usize = 1000;
+    let before = hub.process.rss();
+    let addr: std::net::SocketAddr = hub.process.addr.parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // As small as the system allows, so the kernel does not soak up megabytes for it.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut stalled, _) =
+        tokio_tungstenite::client_async(hub.ws_url("stalled"), tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    let (reader, _) = tokio_tungstenite::connect_async(hub.ws_url("stalled")).await.unwrap();
+    let (publisher, _) = tokio_tungstenite::connect_async(hub.ws_url("stalled")).await.unwrap();
+    let (mut publisher, _) = publisher.split();
+    hub.wait_for_members(client, 3).await;
+    // The reader stays at most 64 frames behind; the publisher waits for it.
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let read_window = window.clone();
+    let reading = tokio::spawn(async move {
+        let (_, mut stream) = reader.split();
+        let mut received = 0;
+        while received < TOTAL {
+            match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+                Ok(Some(Ok(Message::Text(_)))) => {
+                    received += 1;
+                    read_window.add_permits(1);
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        (received, stream)
+    });
+    let started = Instant::now();
+    let mut peak = before;
+    for index in 0..TOTAL {
+        window.acquire().await.unwrap().forget();
+        publisher.send(Message::text(format!("{index:05}{}", ".".repeat(BYTES - 5)))).await.unwrap();
+        if index % 500 == 0 {
+            peak = peak.max(hub.process.rss());
+        }
+    }
+    let (received, _reader) = reading.await.unwrap();
+    let burst_seconds = started.elapsed().as_secs_f64();
+    hub.wait_for_members(client, 2).await;
+    let after_close = hub.process.rss();
+    let (mut delivered, mut code) = (0, None);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(10), stalled.next()).await {
+        match message {
+            Message::Text(_) => delivered += 1,
+            Message::Close(frame) => {
+                code = frame.map(|frame| u16::from(frame.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = publisher.close().await;
+    hub.wait_for_members(client, 0).await;
+    let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
+    println!(
+        "\nstalled subscriber during a 10 MB burst ({TOTAL} × {BYTES} B in {burst_seconds:.1} s): closed with {} after {delivered} frames; \
+         the reader got {received} / {TOTAL}; hub RSS {:.1} MB before → peak {:.1} MB → {:.1} MB once it was closed",
+        code.map_or("no close frame".to_owned(), |code| code.to_string()),
+        mb(before),
+        mb(peak),
+        mb(after_close),
     );
 }
