@@ -21,8 +21,9 @@ const STATIC_BYTES: usize = 10 * 1024;
 const SUBSCRIBERS: usize = 500;
 const FRAMES: usize = 1000;
 const FRAME_BYTES: usize = 100;
-/// The paced stream's rate: 500 frames/s to 500 subscribers offers 250 000 deliveries/s.
-const PACED_FRAMES_PER_SECOND: u64 = 500;
+/// The paced stream's rate: 600 frames/s to 500 subscribers offers 300 000 deliveries/s, above
+/// the 250 000 the issue asks for.
+const PACED_FRAMES_PER_SECOND: u64 = 600;
 /// Idle WebSockets held open at once.
 const IDLE_SOCKETS: usize = 5000;
 
