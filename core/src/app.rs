@@ -149,6 +149,9 @@ impl Hub {
             route = route.at(path, crate::metrics::templated(http::allow_methods(endpoint, methods)));
         }
         let spec_wasm = wasm.clone();
+        let login_look = accounts::pages::LoginLookSlot(
+            context.try_service::<thub_plugin_sdk::LoginLook>().map(|look| (*look).clone()),
+        );
         route = route
             .at(
                 "/openapi.json",
@@ -168,7 +171,7 @@ impl Hub {
             .at(
                 "/login",
                 http::allow_methods(
-                    get(accounts::pages::login_page).post(accounts::pages::login_submit),
+                    get(accounts::pages::login_page).post(accounts::pages::login_submit).data(login_look),
                     vec![Method::GET, Method::POST],
                 ),
             )

@@ -8,6 +8,9 @@
 //!   operation documents the one error shape as its `default` response, and every operation that
 //!   needs credentials documents its 401 with `WWW-Authenticate`.
 //!
+//! - A closed object (the SDK's `closed_object`: unknown keys refused) says so with
+//!   `additionalProperties: false`, which poem-openapi has no way to write.
+//!
 //! Bounds are declared by the types that enforce them (`Limit`, `Count` in the SDK) and 405s
 //! carry `Allow` (`http::allow_methods`), so neither needs a rule here.
 //!
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use poem::http::{Method, header};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use thub_plugin_sdk::ApiError;
+use thub_plugin_sdk::{ApiError, CLOSED_OBJECT};
 
 /// Applies every rule to `document` (an OpenAPI 3.0 document as JSON).
 pub fn tell_the_truth(document: &mut Value) {
@@ -30,6 +33,7 @@ pub fn tell_the_truth(document: &mut Value) {
             if !form_schemas.contains(name) {
                 declare_nullable(schema);
             }
+            close_object(schema);
         }
     }
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
@@ -93,6 +97,16 @@ fn declare_nullable(schema: &mut Value) {
     }
     if let Some(items) = object.get_mut("items") {
         declare_nullable(items);
+    }
+}
+
+/// Writes the SDK's closed-object marker as `additionalProperties: false`.
+fn close_object(schema: &mut Value) {
+    let marker = json!({ "type": CLOSED_OBJECT });
+    if let Some(object) = schema.as_object_mut()
+        && object.get("additionalProperties") == Some(&marker)
+    {
+        object.insert("additionalProperties".to_owned(), Value::Bool(false));
     }
 }
 
@@ -187,7 +201,7 @@ pub fn strict_strings<E: Endpoint + 'static>(inner: E, schemas: BodySchemas) -> 
             let operation = schemas.by_method.iter().find(|(method, _, _)| method == request.method());
             if let (true, Some((_, schema, needs_credentials))) = (is_json, operation) {
                 if *needs_credentials {
-                    thub_plugin_sdk::require_user(&request).await?;
+                    thub_plugin_sdk::require_user_once(&mut request).await?;
                 }
                 let bytes = request.take_body().into_bytes().await?;
                 if let Ok(body) = serde_json::from_slice::<Value>(&bytes)

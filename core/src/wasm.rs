@@ -78,6 +78,8 @@ pub struct PluginInfo {
     pub events: Vec<String>,
     /// Calls so far.
     pub calls: u64,
+    /// Calls running now.
+    pub in_flight: u64,
     /// Failed calls so far (traps, timeouts, errors).
     pub errors: u64,
     /// Mean call duration, in milliseconds.
@@ -276,6 +278,7 @@ impl WasmHost {
                     routes: manifest_routes(manifest),
                     events: manifest.events.clone(),
                     calls,
+                    in_flight: (self.config.max_concurrency.max(1) - slot.permits.available_permits()) as u64,
                     errors: slot.errors.load(Ordering::Relaxed),
                     mean_ms: if calls == 0 {
                         0.0
@@ -301,6 +304,7 @@ impl WasmHost {
                     routes: manifest_routes(manifest),
                     events: manifest.events.clone(),
                     calls: 0,
+                    in_flight: 0,
                     errors: 0,
                     mean_ms: 0.0,
                     sha256: String::new(),
@@ -322,6 +326,7 @@ impl WasmHost {
                     routes: Vec::new(),
                     events: Vec::new(),
                     calls: 0,
+                    in_flight: 0,
                     errors: 0,
                     mean_ms: 0.0,
                     sha256: String::new(),

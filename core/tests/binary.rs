@@ -88,12 +88,21 @@ fn a_clean_stop_leaves_no_wal_file() {
 }
 
 fn http_post_json(address: &str, path: &str, body: &str) -> String {
+    http_post(address, path, "application/json", body)
+}
+
+fn http_post_form(address: &str, path: &str, form: &str) -> String {
+    http_post(address, path, "application/x-www-form-urlencoded", form)
+}
+
+/// One `POST` on its own connection; the whole raw response.
+fn http_post(address: &str, path: &str, content_type: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -376,21 +385,6 @@ fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("thub runs");
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().expect("thub finishes")
-}
-
-fn http_post_form(address: &str, path: &str, form: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response
 }
 
 #[test]

@@ -117,3 +117,29 @@ pub trait AccountService: Send + Sync + 'static {
     /// The URL users reach the hub at, from config or from the request.
     fn public_base(&self, request: &poem::Request) -> String;
 }
+
+/// The host's `/login` form as the host fills it. The host keeps the rules (where a post may
+/// come from, the CSRF token and its cookie, the `session` cookie, `next`); a plugin that
+/// provides a [`LoginLook`] only draws the page.
+#[derive(Debug, Clone)]
+pub struct LoginForm {
+    /// Where to go after signing in (a same-origin path, already checked).
+    pub next: String,
+    /// The token the form repeats in a hidden `csrf` field.
+    pub csrf: String,
+    /// Why the last attempt failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Draws the host's `/login` page (the form posts `username`, `password`, `next` and `csrf` to
+/// `POST /login`).
+#[async_trait]
+pub trait LoginPage: Send + Sync + 'static {
+    /// The page, as a complete HTML response; the host sets its status and cookies.
+    async fn render(&self, request: &poem::Request, form: &LoginForm) -> poem::Response;
+}
+
+/// The login page's look, as a plugin service: the web plugin provides one so `/login` wears
+/// the site's header and footer; without one the host draws a plain page.
+#[derive(Clone)]
+pub struct LoginLook(pub Arc<dyn LoginPage>);

@@ -124,10 +124,26 @@ pub trait AccountDirectory: Send + Sync + 'static {
 /// The extractors and the raw-route helpers below all go through here; a route without the
 /// host's authenticator is a host bug (500), never an anonymous caller.
 pub async fn authenticate(request: &Request) -> Result<Option<Principal>, ApiError> {
+    if let Some(Authenticated(principal)) = request.data::<Authenticated>() {
+        return Ok(principal.clone());
+    }
     let authenticator = request
         .data::<Arc<dyn Authenticator>>()
         .ok_or_else(|| ApiError::internal("no authenticator installed on the route"))?;
     authenticator.authenticate(request).await
+}
+
+/// The caller a step before the handler already found for this request ([`require_user_once`]),
+/// so the handler's extractor does not ask the authenticator a second time.
+#[derive(Clone)]
+struct Authenticated(Option<Principal>);
+
+/// [`require_user`] for a step in front of the handler (a middleware that must refuse early):
+/// the principal is kept in the request, and the handler's extractor reuses it.
+pub async fn require_user_once(request: &mut Request) -> Result<Principal, ApiError> {
+    let principal = require_user(request).await?;
+    request.set_data(Authenticated(Some(principal.clone())));
+    Ok(principal)
 }
 
 /// An authenticated, active caller, for routes that need one (the rule of [`CurrentUser`]):

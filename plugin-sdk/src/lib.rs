@@ -40,6 +40,8 @@ mod secrets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod slug;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod storage;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod text;
 
 /// What [`declared_string!`] expands to refers to; not part of the API.
@@ -51,12 +53,13 @@ pub mod __private {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use account_service::{
-    AccountService, ApiTokenSummary, HostAccounts, Profile, Registration, SessionCookie, SessionSummary,
+    AccountService, ApiTokenSummary, HostAccounts, LoginForm, LoginLook, LoginPage, Profile, Registration,
+    SessionCookie, SessionSummary,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use auth::{
     AccountDirectory, AccountHookList, AccountHooks, AdminUser, AuthMethod, Authenticator, CurrentUser, HookError,
-    MaybeUser, Principal, Role, UserSummary, authenticate, optional_user, require_user,
+    MaybeUser, Principal, Role, UserSummary, authenticate, optional_user, require_user, require_user_once,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use broker::{Broker, BrokerMessage};
@@ -71,7 +74,10 @@ pub use plugin::{Fallback, Mount, Plugin, PluginContext, PluginError, PluginSect
 #[cfg(not(target_arch = "wasm32"))]
 pub use plugin_admin::{PluginAdmin, PluginAdminSlot, WasmPluginState};
 #[cfg(not(target_arch = "wasm32"))]
-pub use responses::{Count, Limit, MAX_COUNT, NoContent, Required, default_limit, default_skip, page};
+pub use responses::{
+    BoundedList, CLOSED_OBJECT, Count, Declaration, Declared, Limit, MAX_COUNT, NoContent, Required, closed_object,
+    default_limit, default_skip, page,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use secrets::{expand_secret, serialize_redacted};
 

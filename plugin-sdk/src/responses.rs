@@ -230,3 +230,128 @@ macro_rules! bounded_type {
 
 bounded_type!(Limit);
 bounded_type!(Count);
+
+/// The schema of a [`Declared`] value: what the service checks, stated for the OpenAPI document.
+pub trait Declaration {
+    /// The schema's name in the document (e.g. `Policy`).
+    const NAME: &'static str;
+    /// The schema.
+    fn schema() -> poem_openapi::registry::MetaSchema;
+}
+
+/// A JSON value taken as the client sent it, whose OpenAPI schema `D` states the rules the
+/// service then checks, naming each problem's field in a 422 (the shape SyftHub clients read;
+/// a parser error could only name the whole body). Like `declared_string!`, for objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared<D>(pub serde_json::Value, std::marker::PhantomData<D>);
+
+impl<D> Declared<D> {
+    /// The value as sent.
+    pub fn into_inner(self) -> serde_json::Value {
+        self.0
+    }
+}
+
+impl<D: Declaration + Send + Sync> poem_openapi::types::Type for Declared<D> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        D::NAME.into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Reference(D::NAME.to_owned())
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        registry.create_schema::<Self, _>(D::NAME.to_owned(), |_| D::schema());
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl<D: Declaration + Send + Sync> poem_openapi::types::ParseFromJSON for Declared<D> {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        Ok(Self(value.unwrap_or_default(), std::marker::PhantomData))
+    }
+}
+
+impl<D: Declaration + Send + Sync> poem_openapi::types::ToJSON for Declared<D> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(self.0.clone())
+    }
+}
+
+/// The `type` of the `additionalProperties` schema that [`closed_object`] sets; the host's
+/// OpenAPI pass writes it as `additionalProperties: false`, which poem-openapi cannot express.
+pub const CLOSED_OBJECT: &str = "x-closed-object";
+
+/// Declares that `schema` (an object) allows no properties beyond those it lists.
+pub fn closed_object(schema: &mut poem_openapi::registry::MetaSchema) {
+    let marker = poem_openapi::registry::MetaSchema::new(CLOSED_OBJECT);
+    schema.additional_properties = Some(Box::new(poem_openapi::registry::MetaSchemaRef::Inline(Box::new(marker))));
+}
+
+/// A list whose schema declares at most `MAX` items, parsed whole whatever its length: the
+/// service checks the bound and names the field in its 422 (a parser error could only name the
+/// whole body).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BoundedList<T, const MAX: usize>(pub Vec<T>);
+
+impl<T, const MAX: usize> BoundedList<T, MAX> {
+    /// The items.
+    pub fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+}
+
+impl<T: poem_openapi::types::Type, const MAX: usize> poem_openapi::types::Type for BoundedList<T, MAX> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = T::RawValueType;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("[{}; at most {MAX}]", T::name()).into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        let mut schema = poem_openapi::registry::MetaSchema::new("array");
+        schema.items = Some(Box::new(T::schema_ref()));
+        schema.max_items = Some(MAX);
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.0.iter().filter_map(T::as_raw_value))
+    }
+}
+
+impl<T: poem_openapi::types::ParseFromJSON, const MAX: usize> poem_openapi::types::ParseFromJSON
+    for BoundedList<T, MAX>
+{
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        Vec::<T>::parse_from_json(value).map(Self).map_err(poem_openapi::types::ParseError::propagate)
+    }
+}
+
+impl<T: poem_openapi::types::ToJSON, const MAX: usize> poem_openapi::types::ToJSON for BoundedList<T, MAX> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
+}

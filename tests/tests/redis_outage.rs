@@ -12,7 +12,7 @@ use poem::http::StatusCode;
 use poem::test::TestClient;
 use sea_orm::{ConnectionTrait, Statement};
 use thub_core::Hub;
-use thub_tests::{Backend, PASSWORD, RedisServer, TestHub, on_every_backend};
+use thub_tests::{Backend, PASSWORD, RedisServer, TestHub, eventually, on_every_backend};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn own_redis() -> Option<RedisServer> {
@@ -94,23 +94,13 @@ async fn a_redis_outage_degrades_and_recovers_by_itself(backend: Backend) {
     assert!(redis.restart().await);
     // Back by itself: shared counters reach Redis again.
     let mut probe = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let mut reached = false;
-    for attempt in 0..40 {
-        on_second
-            .post("/api/v1/auth/login")
-            .content_type("application/x-www-form-urlencoded")
-            .body(format!("username=ghost{attempt}&password=wrong-one"))
-            .send()
-            .await
-            .assert_status(StatusCode::UNAUTHORIZED);
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*limit:*").query_async(&mut probe).await.unwrap();
-        if !keys.is_empty() {
-            reached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reached, "rate-limit counters are shared through Redis again");
+    let mut attempt = 0;
+    eventually("rate-limit counters are shared through Redis again", 10, async || {
+        attempt += 1;
+        failed_login(&on_second, attempt).await;
+        counters_in(&mut probe).await > 0
+    })
+    .await;
     assert_eq!(me(&on_first, &bob.bearer()).await, StatusCode::OK);
     assert_eq!(me(&on_second, &alice.bearer()).await, StatusCode::UNAUTHORIZED);
 }
@@ -195,21 +185,29 @@ async fn an_instance_started_during_an_outage_joins_when_redis_returns() {
 
     assert!(redis.restart().await);
     let mut probe = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let mut reached = false;
-    for attempt in 0..40 {
-        hub.client()
-            .post("/api/v1/auth/login")
-            .content_type("application/x-www-form-urlencoded")
-            .body(format!("username=ghost{attempt}&password=wrong-one"))
-            .send()
-            .await
-            .assert_status(StatusCode::UNAUTHORIZED);
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*limit:*").query_async(&mut probe).await.unwrap();
-        if !keys.is_empty() {
-            reached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reached, "shared state reaches Redis once it answers");
+    let client = hub.client();
+    let mut attempt = 0;
+    eventually("shared state reaches Redis once it answers", 10, async || {
+        attempt += 1;
+        failed_login(&client, attempt).await;
+        counters_in(&mut probe).await > 0
+    })
+    .await;
+}
+
+/// A failed login as an unknown user (a rate-limit counter goes up).
+async fn failed_login<E: poem::Endpoint>(client: &poem::test::TestClient<E>, attempt: u32) {
+    client
+        .post("/api/v1/auth/login")
+        .content_type("application/x-www-form-urlencoded")
+        .body(format!("username=ghost{attempt}&password=wrong-one"))
+        .send()
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+/// How many rate-limit counters Redis holds.
+async fn counters_in(probe: &mut redis::aio::MultiplexedConnection) -> usize {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*limit:*").query_async(probe).await.unwrap();
+    keys.len()
 }

@@ -462,7 +462,9 @@ async fn a_busy_plugin_answers_503_with_retry_after() {
     .await;
     let spinning = hub.get(None, "/plugins/misbehaving/spin");
     let meanwhile = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let host = hub.hub.hub.wasm.clone().unwrap();
+        let spin_running = || host.list().iter().any(|plugin| plugin.id == "misbehaving" && plugin.in_flight == 1);
+        thub_tests::eventually("the spinning call runs", 5, async || spin_running()).await;
         hub.send(Method::GET, None, "/plugins/misbehaving/ok", "", &[]).await
     };
     let ((spin_status, _), (status, body, headers)) = tokio::join!(spinning, meanwhile);

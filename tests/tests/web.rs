@@ -21,6 +21,7 @@ on_every_backend!(
     publishing_editing_and_deleting_endpoints,
     organizations_members_and_the_last_owner,
     administrators_manage_webassembly_plugins,
+    login_wears_the_site_look_and_keeps_the_hosts_rules,
 );
 
 const HOSTILE: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
@@ -614,4 +615,62 @@ async fn administrators_manage_webassembly_plugins(backend: Backend) {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let stale = admin.post_raw("/admin/plugins", &[("id", "broken"), ("action", "enable")], "text/html").await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
+}
+
+/// `/login` is the host's (its CSRF token and cookie, where a post may come from, the
+/// `session` cookie, `next`), drawn in the site's look while the web plugin is on, and as a
+/// plain page when it is off.
+async fn login_wears_the_site_look_and_keeps_the_hosts_rules(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    hub.register("alice").await;
+    let mut browser = Browser::new(&hub);
+    let form = browser.get("/login?next=%2Fexplore").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.csp.is_some_and(|csp| csp.contains("script-src 'self'")), "the site's CSP");
+    assert!(form.body.contains("href=\"/_thub/web/") && form.body.contains("href=\"/explore\""), "the site header");
+    assert!(form.body.contains("<h1>Sign in</h1>") && !form.body.contains("<style>"), "{}", form.body);
+    let csrf = browser.cookies.get("thub_csrf").cloned().expect("the host's CSRF cookie");
+    assert!(form.body.contains(&format!("name=\"csrf\" value=\"{csrf}\"")), "the host's token in the form");
+    assert!(form.body.contains("name=\"next\" value=\"/explore\""));
+
+    let post = async |password: &'static str, cookie: String, csrf: String| {
+        let cookies = format!("thub_csrf={cookie}");
+        let body = format!("username=alice&password={}&next=%2Fexplore&csrf={csrf}", encode(password));
+        hub.client()
+            .post("/login")
+            .header("accept", "text/html")
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", cookies)
+            .content_type("application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+    };
+    let wrong = {
+        let answer = post("not-the-password", csrf.clone(), csrf.clone()).await;
+        browser.read(answer).await
+    };
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Invalid username or password") && wrong.body.contains("href=\"/_thub/web/"));
+    let csrf = browser.cookies.get("thub_csrf").cloned().expect("a fresh token with the new form");
+    let stale = {
+        let answer = post(PASSWORD, csrf.clone(), "a-stale-token".to_owned()).await;
+        browser.read(answer).await
+    };
+    assert_eq!(stale.status, StatusCode::FORBIDDEN, "a same-site form without its token: {}", stale.body);
+    assert!(stale.body.contains("Your login form expired"));
+    let csrf_now = browser.cookies.get("thub_csrf").cloned().unwrap();
+    assert_ne!(csrf_now, csrf, "each form gets its own token");
+    let signed_in = {
+        let answer = post(PASSWORD, csrf_now.clone(), csrf_now).await;
+        browser.read(answer).await
+    };
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    assert_eq!(signed_in.location.as_deref(), Some("/explore"));
+    assert!(signed_in.set_cookies.iter().any(|cookie| cookie.starts_with("session=")));
+
+    let plain = TestHub::start_with(backend, |config| config.plugins.set_key("web", "enabled", json!(false))).await;
+    let page = Browser::new(&plain).get("/login").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Login to the Hub") && !page.body.contains("/_thub/web/"), "{}", page.body);
 }

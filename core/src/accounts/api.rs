@@ -314,7 +314,14 @@ pub struct ApiTokenRequest {
     #[oai(validator(min_items = 1))]
     pub scopes: Option<Vec<Scope>>,
     /// Expiry, ISO 8601 (UTC if no offset), in the future.
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Instant>,
+}
+
+thub_plugin_sdk::declared_string! {
+    /// An instant as a client sends it: ISO 8601, UTC when it has no offset
+    /// (`api_tokens::parse_instant`); every RFC 3339 `date-time` is one.
+    pub struct Instant;
+    schema = |schema| schema.format = Some("date-time");
 }
 
 /// `PATCH /api/v1/auth/tokens/{id}` body.
@@ -528,7 +535,7 @@ impl AuthApi {
     async fn create_token(&self, user: CurrentUser, body: Json<ApiTokenRequest>) -> Result<TokenCreated, ApiError> {
         let body = body.0;
         let scopes = body.scopes.map(|scopes| scopes.into_iter().map(String::from).collect());
-        let request = TokenRequest { name: body.name.into(), scopes, expires_at: body.expires_at };
+        let request = TokenRequest { name: body.name.into(), scopes, expires_at: body.expires_at.map(String::from) };
         let (row, token) = self.accounts.create_api_token(&user.0, request).await?;
         Ok(TokenCreated::Created(Json(ApiTokenCreated { record: row.into(), token })))
     }

@@ -17,6 +17,7 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use thub_plugin_sdk::html::escape;
+use thub_plugin_sdk::{LoginForm, LoginLook};
 
 use super::{Accounts, AccountsError, SESSION_COOKIE, client_address};
 
@@ -39,9 +40,14 @@ pub struct LoginPageForm {
 
 /// `GET /login`: the form, with a fresh CSRF token in a cookie and a hidden field.
 #[handler]
-pub(crate) async fn login_page(request: &Request, accounts: Data<&Arc<Accounts>>, query: Query<NextQuery>) -> Response {
-    let next = safe_next(query.0.next.as_deref());
-    form_page(&request_is_https(&accounts, request), &next, None, StatusCode::OK)
+pub(crate) async fn login_page(
+    request: &Request,
+    accounts: Data<&Arc<Accounts>>,
+    look: Data<&LoginLookSlot>,
+    query: Query<NextQuery>,
+) -> Response {
+    let page = LoginPageContext::new(request, &accounts, &look, query.0.next.as_deref());
+    page.form(None, StatusCode::OK).await
 }
 
 /// `POST /login`: checks where the post comes from (see the module doc) and the password, sets
@@ -50,14 +56,15 @@ pub(crate) async fn login_page(request: &Request, accounts: Data<&Arc<Accounts>>
 pub(crate) async fn login_submit(
     request: &Request,
     accounts: Data<&Arc<Accounts>>,
+    look: Data<&LoginLookSlot>,
     form: Form<LoginPageForm>,
 ) -> Response {
-    let https = request_is_https(&accounts, request);
     let form = form.0;
-    let next = safe_next(form.next.as_deref());
+    let page = LoginPageContext::new(request, &accounts, &look, form.next.as_deref());
+    let (https, next) = (page.https, page.next.clone());
     match post_source(request) {
         PostSource::CrossSite => {
-            return form_page(&https, &next, Some("Log in from this site's own login page."), StatusCode::FORBIDDEN);
+            return page.form(Some("Log in from this site's own login page."), StatusCode::FORBIDDEN).await;
         }
         PostSource::SameOrigin => {
             let cookie_token = request.cookie().get(CSRF_COOKIE).map(|cookie| cookie.value_str().to_owned());
@@ -69,7 +76,7 @@ pub(crate) async fn login_submit(
             };
             if !csrf_ok {
                 let message = "Your login form expired. Please try again.";
-                return form_page(&https, &next, Some(message), StatusCode::FORBIDDEN);
+                return page.form(Some(message), StatusCode::FORBIDDEN).await;
             }
         }
         PostSource::Script => {}
@@ -78,16 +85,16 @@ pub(crate) async fn login_submit(
     let user = match accounts.check_password(&form.username, &form.password, &client).await {
         Ok(user) => user,
         Err(AccountsError::RateLimited { retry_after }) => {
-            let mut page =
-                form_page(&https, &next, Some("Too many attempts. Try again later."), StatusCode::TOO_MANY_REQUESTS);
-            page.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
-            return page;
+            let mut answer =
+                page.form(Some("Too many attempts. Try again later."), StatusCode::TOO_MANY_REQUESTS).await;
+            answer.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+            return answer;
         }
         Err(AccountsError::AccountDeactivated) => {
-            return form_page(&https, &next, Some("This account is deactivated."), StatusCode::UNAUTHORIZED);
+            return page.form(Some("This account is deactivated."), StatusCode::UNAUTHORIZED).await;
         }
         Err(AccountsError::InvalidLogin) => {
-            return form_page(&https, &next, Some("Invalid username or password"), StatusCode::UNAUTHORIZED);
+            return page.form(Some("Invalid username or password"), StatusCode::UNAUTHORIZED).await;
         }
         Err(error) => return poem::IntoResponse::into_response(thub_plugin_sdk::ApiError::from(error)),
     };
@@ -99,8 +106,8 @@ pub(crate) async fn login_submit(
     Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, next)
-        .header(header::SET_COOKIE, cookie(SESSION_COOKIE, &pair.access_token, "/", max_age, "Lax", https.0))
-        .header(header::SET_COOKIE, cookie(CSRF_COOKIE, "", "/login", 0, "Strict", https.0))
+        .header(header::SET_COOKIE, cookie(SESSION_COOKIE, &pair.access_token, "/", max_age, "Lax", https))
+        .header(header::SET_COOKIE, cookie(CSRF_COOKIE, "", "/login", 0, "Strict", https))
         .header(header::CACHE_CONTROL, "no-store")
         .finish()
 }
@@ -109,7 +116,7 @@ pub(crate) async fn login_submit(
 /// to `/login`.
 #[handler]
 pub(crate) async fn logout(request: &Request, accounts: Data<&Arc<Accounts>>) -> Response {
-    let https = request_is_https(&accounts, request);
+    let https = accounts.is_https(request);
     if let Some(token) = request.cookie().get(SESSION_COOKIE).map(|cookie| cookie.value_str().to_owned())
         && let Ok(principal) = accounts.authenticate_token(&token, None).await
         && let Err(error) = accounts.logout(&principal).await
@@ -119,7 +126,7 @@ pub(crate) async fn logout(request: &Request, accounts: Data<&Arc<Accounts>>) ->
     Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, "/login")
-        .header(header::SET_COOKIE, cookie(SESSION_COOKIE, "", "/", 0, "Lax", https.0))
+        .header(header::SET_COOKIE, cookie(SESSION_COOKIE, "", "/", 0, "Lax", https))
         .header(header::CACHE_CONTROL, "no-store")
         .finish()
 }
@@ -147,12 +154,6 @@ fn post_source(request: &Request) -> PostSource {
     if site_is_ours && origin_is_ours { PostSource::SameOrigin } else { PostSource::CrossSite }
 }
 
-struct Https(bool);
-
-fn request_is_https(accounts: &Accounts, request: &Request) -> Https {
-    Https(accounts.is_https(request))
-}
-
 /// A `Set-Cookie` value. Max-Age 0 deletes.
 fn cookie(name: &str, value: &str, path: &str, max_age: i64, same_site: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
@@ -175,12 +176,53 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn form_page(https: &Https, next: &str, error: Option<&str>, status: StatusCode) -> Response {
-    let mut random = [0u8; 32];
-    if getrandom::fill(&mut random).is_err() {
-        return Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("no randomness available");
+/// The login page's look a plugin provided, if any (the web plugin's); the route carries it.
+#[derive(Clone, Default)]
+pub(crate) struct LoginLookSlot(pub(crate) Option<LoginLook>);
+
+/// What every answer of the login routes that shows the form needs.
+struct LoginPageContext<'a> {
+    request: &'a Request,
+    look: Option<&'a LoginLook>,
+    https: bool,
+    next: String,
+}
+
+impl<'a> LoginPageContext<'a> {
+    fn new(request: &'a Request, accounts: &Accounts, look: &'a LoginLookSlot, next: Option<&str>) -> Self {
+        Self { request, look: look.0.as_ref(), https: accounts.is_https(request), next: safe_next(next) }
     }
-    let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
+
+    /// The form (with `error` above it) and a fresh CSRF token in its cookie, drawn by the
+    /// provided look or, without one, as a plain page.
+    async fn form(&self, error: Option<&str>, status: StatusCode) -> Response {
+        let mut random = [0u8; 32];
+        if getrandom::fill(&mut random).is_err() {
+            return Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("no randomness available");
+        }
+        let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
+        let mut response = match self.look {
+            Some(look) => {
+                let form = LoginForm { next: self.next.clone(), csrf: csrf.clone(), error: error.map(str::to_owned) };
+                look.0.render(self.request, &form).await
+            }
+            None => plain_page(&self.next, &csrf, error),
+        };
+        // A look that could not draw the page (its error page) keeps its own status.
+        if response.status().is_success() {
+            response.set_status(status);
+        }
+        let headers = response.headers_mut();
+        if let Ok(value) = cookie(CSRF_COOKIE, &csrf, "/login", 3600, "Strict", self.https).parse() {
+            headers.append(header::SET_COOKIE, value);
+        }
+        headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// The login page without a plugin's look.
+fn plain_page(next: &str, csrf: &str, error: Option<&str>) -> Response {
     let error =
         error.map(|message| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message))).unwrap_or_default();
     let body = format!(
@@ -218,12 +260,7 @@ button {{ margin-top: 1.2rem; width: 100%; padding: .7rem; border: 0; border-rad
 "#,
         next = escape(next),
     );
-    Response::builder()
-        .status(status)
-        .content_type("text/html; charset=utf-8")
-        .header(header::SET_COOKIE, cookie(CSRF_COOKIE, &csrf, "/login", 3600, "Strict", https.0))
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(body)
+    Response::builder().content_type("text/html; charset=utf-8").body(body)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Registration and password login: creating accounts, checking passwords (rate limits,
 //! timing-safe unknown users, hash upgrades), changing and resetting passwords.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use serde_json::json;
+use thub_plugin_sdk::storage::begin_write;
 use thub_plugin_sdk::{AuthMethod, Principal, Role};
 
 use super::entity::user;
@@ -72,7 +73,7 @@ impl Accounts {
         role: Role,
     ) -> Result<user::Model, AccountsError> {
         let now = self.clock.now();
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let inserted = user::ActiveModel {
             username: Set(username),
             email: Set(email),

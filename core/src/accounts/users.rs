@@ -1,10 +1,8 @@
 //! Reading, changing and deleting accounts.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::json;
+use thub_plugin_sdk::storage::begin_write;
 use thub_plugin_sdk::{Principal, Role};
 
 use super::entity::user;
@@ -189,7 +187,7 @@ impl Accounts {
     /// Deletes a user (`thub deluser`, the API). Plugins' hooks run in the same transaction
     /// first and may refuse.
     pub async fn remove_user(&self, user: user::Model) -> Result<(), AccountsError> {
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         for hook in self.hooks.all() {
             hook.before_user_delete(&transaction, user.id).await?;
         }

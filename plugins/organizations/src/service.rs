@@ -8,12 +8,13 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use thub_plugin_sdk::slug::{
     RESERVED_ENDPOINT_SLUGS, RESERVED_ORGANIZATION_SLUGS, numbered_slug, slug_from_name, slug_problem,
 };
+use thub_plugin_sdk::storage::begin_write;
 use thub_plugin_sdk::text;
 use thub_plugin_sdk::{AccountDirectory, AccountHooks, Clock, EventBus, FieldError, HookError, Principal};
 
@@ -251,7 +252,7 @@ impl OrganizationService {
             None => self.free_slug(&slug_from_name(&name, "org")).await?,
         };
         let now = self.clock.now();
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let created = organization::ActiveModel {
             name: Set(name),
             slug: Set(slug),
@@ -368,7 +369,7 @@ impl OrganizationService {
         if !actor.is_admin() && role != Some(OrgRole::Owner) {
             return Err(OrganizationsError::NotOwner);
         }
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         organization::Entity::delete_by_id(id).exec(&transaction).await?;
         let event = json!({"organization_id": id, "slug": organization.slug});
         let event = self.events.record(&transaction, "org.deleted", event).await?;
@@ -436,7 +437,7 @@ impl OrganizationService {
         let user = self.accounts.user_by_id(user_id).await?.ok_or(OrganizationsError::UserNotFound)?;
         let existing = self.membership(id, user_id).await?;
         let now = self.clock.now();
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let added = match existing {
             Some(existing) if existing.is_active => return Err(OrganizationsError::AlreadyMember),
             Some(existing) => {
@@ -483,7 +484,7 @@ impl OrganizationService {
         }
         let target = self.active_membership(id, user_id).await?;
         let Some(role) = role else { return Ok(target) };
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         if target.role == OrgRole::Owner.as_str()
             && role != OrgRole::Owner
             && self.owner_count(&transaction, id).await? <= 1
@@ -509,7 +510,7 @@ impl OrganizationService {
             return Err(OrganizationsError::NotAdmin);
         }
         let target = self.active_membership(id, user_id).await?;
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         if target.role == OrgRole::Owner.as_str() && self.owner_count(&transaction, id).await? <= 1 {
             return Err(OrganizationsError::LastOwner);
         }
@@ -526,7 +527,7 @@ impl OrganizationService {
     pub async fn set_member_active(&self, id: i64, user_id: i64, active: bool) -> Result<member::Model> {
         self.model(id).await?.ok_or(OrganizationsError::NotFound)?;
         let target = self.membership(id, user_id).await?.ok_or(OrganizationsError::MemberNotFound)?;
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         if !active
             && target.is_active
             && target.role == OrgRole::Owner.as_str()

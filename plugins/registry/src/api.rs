@@ -11,10 +11,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
 use thub_plugin_sdk::slug::EndpointSlug;
 use thub_plugin_sdk::text::{Description, Name};
-use thub_plugin_sdk::{AdminUser, ApiError, Count, CurrentUser, Limit, MaybeUser, NoContent, Required};
+use thub_plugin_sdk::{
+    AdminUser, ApiError, BoundedList, Count, CurrentUser, Declared, Limit, MaybeUser, NoContent, Required,
+};
 
 use crate::entity::endpoint;
-use crate::model::{EndpointDraft, EndpointKind, Readme, SemanticVersion, Tag, Visibility};
+use crate::model::{
+    ConnectionItem, EndpointDraft, EndpointKind, MAX_CONTRIBUTORS, MAX_TAGS, PolicyItem, Readme, SemanticVersion, Tag,
+    Visibility,
+};
 use crate::service::{Listing, RegistryService, connections_of, contributors_of, policies_of, tags_of};
 
 #[derive(Tags)]
@@ -206,13 +211,13 @@ pub struct EndpointCreate {
     /// Markdown, up to `max_readme_chars`.
     pub readme: Option<Readme>,
     /// Up to 20 tags of 1–50 characters.
-    pub tags: Option<Vec<Tag>>,
+    pub tags: Option<BoundedList<Tag, MAX_TAGS>>,
     /// Policy objects.
-    pub policies: Option<Vec<Value>>,
+    pub policies: Option<Vec<PolicyItem>>,
     /// Connection objects.
-    pub connect: Option<Vec<Value>>,
+    pub connect: Option<Vec<ConnectionItem>>,
     /// Contributor user ids (unknown and inactive users are dropped; a user owner is added).
-    pub contributors: Option<Vec<i64>>,
+    pub contributors: Option<BoundedList<i64, MAX_CONTRIBUTORS>>,
     /// Owning organization (SDK 0.1.0 sends it in the body; `?organization_id=` wins).
     pub organization_id: Option<i64>,
 }
@@ -227,10 +232,10 @@ impl From<EndpointCreate> for EndpointDraft {
             visibility: body.visibility,
             version: body.version.map(String::from),
             readme: body.readme.map(String::from),
-            tags: body.tags.map(|tags| tags.into_iter().map(String::from).collect()),
-            policies: body.policies,
-            connect: body.connect,
-            contributors: body.contributors,
+            tags: body.tags.map(|tags| tags.0.into_iter().map(String::from).collect()),
+            policies: body.policies.map(|items| items.into_iter().map(Declared::into_inner).collect()),
+            connect: body.connect.map(|items| items.into_iter().map(Declared::into_inner).collect()),
+            contributors: body.contributors.map(BoundedList::into_inner),
         }
     }
 }
@@ -252,13 +257,13 @@ pub struct EndpointUpdate {
     /// New README.
     pub readme: Option<Readme>,
     /// Replaces the tags (at most 20).
-    pub tags: Option<Vec<Tag>>,
+    pub tags: Option<BoundedList<Tag, MAX_TAGS>>,
     /// Replaces the policies.
-    pub policies: Option<Vec<Value>>,
+    pub policies: Option<Vec<PolicyItem>>,
     /// Replaces the connections.
-    pub connect: Option<Vec<Value>>,
+    pub connect: Option<Vec<ConnectionItem>>,
     /// Replaces the contributors.
-    pub contributors: Option<Vec<i64>>,
+    pub contributors: Option<BoundedList<i64, MAX_CONTRIBUTORS>>,
 }
 
 impl From<EndpointUpdate> for EndpointDraft {
@@ -271,10 +276,10 @@ impl From<EndpointUpdate> for EndpointDraft {
             visibility: body.visibility,
             version: body.version.map(String::from),
             readme: body.readme.map(String::from),
-            tags: body.tags.map(|tags| tags.into_iter().map(String::from).collect()),
-            policies: body.policies,
-            connect: body.connect,
-            contributors: body.contributors,
+            tags: body.tags.map(|tags| tags.0.into_iter().map(String::from).collect()),
+            policies: body.policies.map(|items| items.into_iter().map(Declared::into_inner).collect()),
+            connect: body.connect.map(|items| items.into_iter().map(Declared::into_inner).collect()),
+            contributors: body.contributors.map(BoundedList::into_inner),
         }
     }
 }

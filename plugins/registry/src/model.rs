@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use thub_plugin_sdk::text::{line_problem, text_problem};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use thub_plugin_sdk::text::{self, line_problem, text_problem};
+use thub_plugin_sdk::{Declaration, Declared, closed_object};
 
 use crate::config::RegistryConfig;
 
@@ -127,6 +129,12 @@ pub struct CheckedFields {
     pub connect: Option<Vec<Value>>,
 }
 
+/// Most tags an endpoint has (after removing duplicates).
+pub const MAX_TAGS: usize = 20;
+
+/// Most contributors an endpoint lists.
+pub const MAX_CONTRIBUTORS: usize = 100;
+
 /// Longest tag, counted after trimming.
 const TAG_MAX_CHARS: usize = 50;
 
@@ -153,6 +161,64 @@ thub_plugin_sdk::declared_string! {
         schema.max_length = Some(VERSION_MAX_CHARS);
         schema.pattern = Some(SEMVER_PATTERN.to_owned());
     };
+}
+
+/// Longest `type` of a policy, counted after trimming.
+const POLICY_TYPE_MAX_CHARS: usize = 100;
+
+/// Longest `type` of a connection, counted after trimming.
+const CONNECTION_TYPE_MAX_CHARS: usize = 50;
+
+/// A policy as a client sends it; [`declaration`] checks it.
+pub type PolicyItem = Declared<PolicySchema>;
+
+/// A connection as a client sends it; [`declaration`] checks it.
+pub type ConnectionItem = Declared<ConnectionSchema>;
+
+/// The schema of [`PolicyItem`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySchema;
+
+/// The schema of [`ConnectionItem`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionSchema;
+
+impl Declaration for PolicySchema {
+    const NAME: &'static str = "Policy";
+    fn schema() -> MetaSchema {
+        declaration_schema(POLICY_TYPE_MAX_CHARS, true)
+    }
+}
+
+impl Declaration for ConnectionSchema {
+    const NAME: &'static str = "Connection";
+    fn schema() -> MetaSchema {
+        declaration_schema(CONNECTION_TYPE_MAX_CHARS, false)
+    }
+}
+
+/// What [`declaration`] accepts, as a schema: `type` required, the keys it knows and no
+/// others, the same length and character rules.
+fn declaration_schema(max_type: usize, versioned: bool) -> MetaSchema {
+    let inline = |schema: MetaSchema| MetaSchemaRef::Inline(Box::new(schema));
+    let string = |pattern: String, max_length: Option<usize>| {
+        let mut schema = MetaSchema::new("string");
+        schema.pattern = Some(pattern);
+        schema.max_length = max_length;
+        inline(schema)
+    };
+    let space = text::WHITE_SPACE_CLASS;
+    let mut schema = MetaSchema::new("object");
+    schema.required = vec!["type"];
+    schema.properties.push(("type", string(text::trimmed_line_pattern(max_type), None)));
+    if versioned {
+        schema.properties.push(("version", string(format!("^[{space}]*[0-9]+\\.[0-9]+[{space}]*$"), None)));
+    }
+    schema.properties.push(("enabled", inline(MetaSchema::new("boolean"))));
+    schema.properties.push(("description", string(text::TEXT_PATTERN.to_owned(), Some(text::DESCRIPTION_MAX_CHARS))));
+    schema.properties.push(("config", inline(MetaSchema::new("object"))));
+    closed_object(&mut schema);
+    schema
 }
 
 /// [`is_semver`]: three numbers without leading zeros, then optional pre-release identifiers
@@ -220,8 +286,8 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
                 kept.push(tag.to_owned());
             }
         }
-        if kept.len() > 20 {
-            problems.push(problem("tags", "At most 20 tags"));
+        if kept.len() > MAX_TAGS {
+            problems.push(problem("tags", format!("At most {MAX_TAGS} tags")));
         }
         checked.tags = Some(kept);
     }
@@ -231,7 +297,7 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
                 .iter()
                 .enumerate()
                 .filter_map(|(index, policy)| {
-                    declaration(policy, &format!("policies.{index}"), 100, true)
+                    declaration(policy, &format!("policies.{index}"), POLICY_TYPE_MAX_CHARS, true)
                         .map_err(|found| problems.extend(found))
                         .ok()
                 })
@@ -244,15 +310,15 @@ pub fn check(draft: &EndpointDraft, config: &RegistryConfig, creating: bool) -> 
                 .iter()
                 .enumerate()
                 .filter_map(|(index, connection)| {
-                    declaration(connection, &format!("connect.{index}"), 50, false)
+                    declaration(connection, &format!("connect.{index}"), CONNECTION_TYPE_MAX_CHARS, false)
                         .map_err(|found| problems.extend(found))
                         .ok()
                 })
                 .collect(),
         );
     }
-    if draft.contributors.as_ref().is_some_and(|contributors| contributors.len() > 100) {
-        problems.push(problem("contributors", "At most 100 contributors"));
+    if draft.contributors.as_ref().is_some_and(|contributors| contributors.len() > MAX_CONTRIBUTORS) {
+        problems.push(problem("contributors", format!("At most {MAX_CONTRIBUTORS} contributors")));
     }
     if problems.is_empty() { Ok(checked) } else { Err(problems) }
 }
@@ -304,7 +370,7 @@ fn declaration(value: &Value, field: &str, max_type: usize, versioned: bool) -> 
         }
     };
     let description = text("description", "", &mut problems);
-    if description.chars().count() > 500 {
+    if description.chars().count() > text::DESCRIPTION_MAX_CHARS {
         problems.push(problem(&format!("{field}.description"), "Description must be at most 500 characters"));
     }
     if let Some(message) = text_problem(&description) {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 use serde_json::{Value, json};
 use thub_organizations::{OrganizationService, OrganizationSummary};
 use thub_plugin_sdk::slug::{RESERVED_ENDPOINT_SLUGS, numbered_slug, slug_from_name, slug_problem};
+use thub_plugin_sdk::storage::begin_write;
 use thub_plugin_sdk::{AccountDirectory, Clock, EventBus, FieldError, Principal, Recorded, UserSummary};
 
 use crate::access::Viewer;
@@ -339,12 +340,23 @@ impl RegistryService {
             Some(id) => (None, Some(id)),
             None => (Some(actor.user_id), None),
         };
-        let transaction = self.db.begin().await?;
-        let created = self.insert(&transaction, owner, &draft, checked).await?;
-        let event = self.record(&transaction, "endpoint.created", &created).await?;
-        transaction.commit().await?;
-        event.publish();
-        Ok(created)
+        // A slug made from the name can be taken by a create committed meanwhile (PostgreSQL
+        // runs such transactions side by side; SQLite's take turns): pick again, a few times.
+        let mut attempts = 0;
+        loop {
+            let transaction = begin_write(&self.db).await?;
+            let created = match self.insert(&transaction, owner, &draft, checked.clone()).await {
+                Err(RegistryError::SlugTaken) if draft.slug.is_none() && attempts < 3 => {
+                    attempts += 1;
+                    continue;
+                }
+                created => created?,
+            };
+            let event = self.record(&transaction, "endpoint.created", &created).await?;
+            transaction.commit().await?;
+            event.publish();
+            return Ok(created);
+        }
     }
 
     /// The field problems `draft` has, as a 422 list would carry them (for forms that show every
@@ -394,7 +406,7 @@ impl RegistryService {
             changed.contributors = Set(json!(self.contributors(contributors, current.user_id).await?).to_string());
         }
         changed.updated_at = Set(self.clock.now());
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
@@ -409,7 +421,7 @@ impl RegistryService {
         if !viewer.can_manage(&current) {
             return Err(RegistryError::Forbidden);
         }
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         endpoint::Entity::delete_by_id(id).exec(&transaction).await?;
         let event = self.record(&transaction, "endpoint.deleted", &current).await?;
         transaction.commit().await?;
@@ -458,7 +470,7 @@ impl RegistryService {
         if !problems.is_empty() {
             return Err(RegistryError::SyncInvalid(problems));
         }
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let deleted = endpoint::Entity::delete_many()
             .filter(endpoint::Column::UserId.eq(actor.user_id))
             .exec(&transaction)
@@ -499,7 +511,7 @@ impl RegistryService {
             changed.stars_count = Set(stars_count as i64);
         }
         changed.updated_at = Set(self.clock.now());
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;

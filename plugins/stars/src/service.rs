@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use serde_json::json;
+use thub_plugin_sdk::storage::begin_write;
 use thub_plugin_sdk::{AccountHooks, Clock, EventBus, HookError, Principal};
 use thub_registry::RegistryService;
 
@@ -36,7 +37,7 @@ impl StarsService {
     pub async fn star(&self, caller: &Principal, id: i64) -> Result<bool, StarsError> {
         let viewer = self.registry.viewer(Some(caller.clone())).await?;
         self.registry.visible(&viewer, id).await?;
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let inserted = star::Entity::insert(star::ActiveModel {
             user_id: Set(caller.user_id),
             endpoint_id: Set(id),
@@ -62,7 +63,7 @@ impl StarsService {
     /// Removes the caller's star from endpoint `id`, if there is one (even if the endpoint is no
     /// longer visible to them). Returns whether this call removed it.
     pub async fn unstar(&self, caller: &Principal, id: i64) -> Result<bool, StarsError> {
-        let transaction = self.db.begin().await?;
+        let transaction = begin_write(&self.db).await?;
         let removed = star::Entity::delete_many()
             .filter(star::Column::UserId.eq(caller.user_id))
             .filter(star::Column::EndpointId.eq(id))

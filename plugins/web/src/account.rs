@@ -1,4 +1,4 @@
-//! Account pages: `/register` (signs in on success) and the settings pages (profile, password,
+//! Account pages: the look of the host's `/login`, `/register` (signs in on success) and the settings pages (profile, password,
 //! API tokens, sessions). Each form posts, then redirects (Post/Redirect/Get); a failed form is
 //! re-rendered with its values, an error summary and per-field messages.
 
@@ -8,10 +8,10 @@ use askama::Template;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Request, Response};
 use serde::Deserialize;
-use thub_plugin_sdk::{AccountService, ApiError, Principal, Registration};
+use thub_plugin_sdk::{AccountService, ApiError, LoginForm, LoginPage, Principal, Registration};
 
 use crate::Web;
-use crate::forms::{Field, FormErrors, read_form};
+use crate::forms::{Button, Field, FormErrors};
 use crate::frame::{Frame, encode_component, safe_next};
 use crate::views::minute;
 
@@ -31,12 +31,40 @@ fn accounts(web: &Web) -> Result<&Arc<dyn AccountService>, ApiError> {
     web.accounts.as_ref().ok_or_else(unavailable)
 }
 
-/// The signed-in caller, or a redirect to the sign-in page that comes back here.
+/// The host's `/login` page in the site's look: the host keeps the rules and the cookies and
+/// hands over the form's values (see `thub_plugin_sdk::LoginPage`).
+pub(crate) struct SignInPage(pub(crate) Arc<Web>);
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTemplate<'a> {
+    frame: &'a Frame,
+    errors: FormErrors,
+    fields: Vec<Field>,
+    next: &'a str,
+    csrf: &'a str,
+}
+
+#[async_trait::async_trait]
+impl LoginPage for SignInPage {
+    async fn render(&self, request: &Request, form: &LoginForm) -> Response {
+        let frame = match Frame::new(&self.0, request).await {
+            Ok(frame) => frame,
+            Err(response) => return response,
+        };
+        let errors = FormErrors { general: form.error.iter().cloned().collect(), ..FormErrors::default() };
+        let fields = vec![
+            Field::new("username", "Username or email", "text", "").autocomplete("username").required(),
+            Field::new("password", "Password", "password", "").autocomplete("current-password").required(),
+        ];
+        let page = LoginTemplate { frame: &frame, errors, fields, next: &form.next, csrf: &form.csrf };
+        frame.render(&page, StatusCode::OK)
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct RegisterForm {
-    csrf: String,
     username: String,
     email: String,
     password: String,
@@ -84,14 +112,10 @@ pub(crate) async fn register(web: Arc<Web>, mut request: Request) -> Response {
         let form = RegisterForm { next, ..Default::default() };
         return register_page(&frame, &form, FormErrors::default(), StatusCode::OK);
     }
-    let body = request.take_body();
-    let form: RegisterForm = match read_form(&request, body).await {
+    let form: RegisterForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let accounts = match accounts(&web) {
         Ok(accounts) => accounts,
         Err(error) => return frame.error(&error),
@@ -151,7 +175,6 @@ fn done_message(request: &Request) -> Option<&'static str> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ProfileForm {
-    csrf: String,
     email: String,
     full_name: String,
 }
@@ -196,7 +219,7 @@ pub(crate) async fn profile(web: Arc<Web>, mut request: Request) -> Response {
     if *request.method() != Method::POST {
         return match accounts.profile(&principal).await {
             Ok(profile) => {
-                let form = ProfileForm { email: profile.email, full_name: profile.full_name, ..Default::default() };
+                let form = ProfileForm { email: profile.email, full_name: profile.full_name };
                 profile_page(
                     &frame,
                     profile.username,
@@ -209,14 +232,10 @@ pub(crate) async fn profile(web: Arc<Web>, mut request: Request) -> Response {
             Err(error) => frame.error(&error),
         };
     }
-    let body = request.take_body();
-    let form: ProfileForm = match read_form(&request, body).await {
+    let form: ProfileForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     match accounts.update_profile(&principal, form.email.trim(), form.full_name.trim()).await {
         Ok(_) => frame.redirect("/settings/profile?done=profile"),
         Err(error) if error.status().is_client_error() => {
@@ -230,7 +249,6 @@ pub(crate) async fn profile(web: Arc<Web>, mut request: Request) -> Response {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PasswordForm {
-    csrf: String,
     current_password: String,
     new_password: String,
 }
@@ -270,14 +288,10 @@ pub(crate) async fn password(web: Arc<Web>, mut request: Request) -> Response {
     if *request.method() != Method::POST {
         return password_page(&frame, FormErrors::default(), done_message(&request), StatusCode::OK);
     }
-    let body = request.take_body();
-    let form: PasswordForm = match read_form(&request, body).await {
+    let form: PasswordForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let accounts = match accounts(&web) {
         Ok(accounts) => accounts.clone(),
         Err(error) => return frame.error(&error),
@@ -322,7 +336,6 @@ struct TokensPage<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct TokenForm {
-    csrf: String,
     name: String,
 }
 
@@ -397,14 +410,10 @@ pub(crate) async fn tokens(web: Arc<Web>, mut request: Request) -> Response {
         )
         .await;
     }
-    let body = request.take_body();
-    let form: TokenForm = match read_form(&request, body).await {
+    let form: TokenForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     match accounts.create_api_token(&principal, &form.name).await {
         // The one exception to Post/Redirect/Get: the secret must not travel in a URL or be
         // stored to survive a redirect, so the POST's answer shows it (and is never cached).
@@ -427,12 +436,6 @@ pub(crate) async fn tokens(web: Arc<Web>, mut request: Request) -> Response {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfForm {
-    csrf: String,
-}
-
 /// `POST /settings/tokens/{id}/revoke`.
 pub(crate) async fn revoke_token(web: Arc<Web>, mut request: Request) -> Response {
     let frame = match Frame::new(&web, &request).await {
@@ -447,14 +450,10 @@ pub(crate) async fn revoke_token(web: Arc<Web>, mut request: Request) -> Respons
         Err(redirect) => return redirect,
     };
     let id = request.raw_path_param("id").and_then(|id| id.parse::<i64>().ok());
-    let body = request.take_body();
-    let form: CsrfForm = match read_form(&request, body).await {
+    let _: Button = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let Some(id) = id else { return frame.not_found() };
     let accounts = match accounts(&web) {
         Ok(accounts) => accounts.clone(),
@@ -488,7 +487,6 @@ struct SessionsPage<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct SessionForm {
-    csrf: String,
     /// A session id, or empty for "every other session".
     session: String,
 }
@@ -504,14 +502,10 @@ pub(crate) async fn sessions(web: Arc<Web>, mut request: Request) -> Response {
         Err(error) => return frame.error(&error),
     };
     if *request.method() == Method::POST {
-        let body = request.take_body();
-        let form: SessionForm = match read_form(&request, body).await {
+        let form: SessionForm = match frame.read_form(&mut request).await {
             Ok(form) => form,
-            Err(error) => return frame.error(&error),
+            Err(response) => return response,
         };
-        if !frame.csrf_ok(&form.csrf) {
-            return frame.stale_form();
-        }
         let (result, done) = match form.session.as_str() {
             "" => (accounts.revoke_other_sessions(&principal).await, "sessions"),
             id => (accounts.revoke_session(&principal, id).await, "session"),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use thub_plugin_sdk::{ApiError, WasmPluginState};
 
 use crate::Web;
-use crate::forms::{FormErrors, read_form};
+use crate::forms::FormErrors;
 use crate::frame::{Frame, encode_component};
 use crate::views::minute;
 
@@ -55,7 +55,6 @@ struct PluginsPage<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PluginForm {
-    csrf: String,
     id: String,
     /// `enable`, `disable` or `reload`.
     action: String,
@@ -82,14 +81,10 @@ pub(crate) async fn plugins(web: Arc<Web>, mut request: Request) -> Response {
     }
     let admin = web.plugin_admin.as_ref().and_then(|slot| slot.get().cloned());
     if *request.method() == Method::POST {
-        let body = request.take_body();
-        let form: PluginForm = match read_form(&request, body).await {
+        let form: PluginForm = match frame.read_form(&mut request).await {
             Ok(form) => form,
-            Err(error) => return frame.error(&error),
+            Err(response) => return response,
         };
-        if !frame.csrf_ok(&form.csrf) {
-            return frame.stale_form();
-        }
         let Some(admin) = admin.clone() else {
             return frame.error(&ApiError::unavailable("plugins.off", "WebAssembly plugins are switched off"));
         };

@@ -3,6 +3,7 @@
 
 use poem::web::Form;
 use poem::{FromRequest, Request, RequestBody};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use thub_plugin_sdk::ApiError;
 
@@ -70,15 +71,28 @@ impl FormErrors {
     }
 }
 
-/// Reads an `application/x-www-form-urlencoded` body into `T` (whose fields default, so a
+/// Parses an `application/x-www-form-urlencoded` body into `T` (whose fields default, so a
 /// missing field is an empty value the form's checks report, not a parse failure).
-pub(crate) async fn read_form<T: DeserializeOwned>(request: &Request, body: poem::Body) -> Result<T, ApiError> {
-    let mut body = RequestBody::new(body);
-    Form::<T>::from_request(request, &mut body)
-        .await
-        .map(|Form(form)| form)
-        .map_err(|_| ApiError::bad_request("web.bad_form", "The form could not be read"))
+pub(crate) async fn parse_form<T: DeserializeOwned>(request: &Request, body: Vec<u8>) -> Result<T, ApiError> {
+    let mut body = RequestBody::new(poem::Body::from(body));
+    Form::<T>::from_request(request, &mut body).await.map(|Form(form)| form).map_err(|_| unreadable())
 }
+
+/// The answer to a body that is not a form.
+pub(crate) fn unreadable() -> ApiError {
+    ApiError::bad_request("web.bad_form", "The form could not be read")
+}
+
+/// The hidden field every form carries: the page's CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct Submitted {
+    #[serde(default)]
+    pub(crate) csrf: String,
+}
+
+/// A form that carries nothing but its CSRF token (a button).
+#[derive(Deserialize, Default)]
+pub(crate) struct Button {}
 
 /// One form control with its label, value and message, for the field partial.
 pub(crate) struct Field {

@@ -8,7 +8,8 @@ use poem::{Request, Response};
 use subtle::ConstantTimeEq;
 use thub_plugin_sdk::{ApiError, Principal, current_request_id, optional_user};
 
-use crate::Web;
+use crate::{Web, forms};
+use serde::de::DeserializeOwned;
 
 /// The CSRF cookie: a random token that every form repeats in a hidden `csrf` field
 /// (double submit). SameSite=Strict, so another site's form never carries it.
@@ -171,6 +172,19 @@ impl Frame {
             message: "Nothing was changed. Go back, reload the page and submit the form again.".to_owned(),
         };
         self.render(&page, StatusCode::FORBIDDEN)
+    }
+
+    /// Reads a posted form, which must repeat this page's CSRF token: the form, or the page to
+    /// answer instead (the error page for a body that is not a form, the 403 "form has
+    /// expired" page, nothing changed, for a missing or stale token).
+    pub(crate) async fn read_form<T: DeserializeOwned>(&self, request: &mut Request) -> Result<T, Response> {
+        let body = request.take_body().into_vec().await.map_err(|_| self.error(&forms::unreadable()))?;
+        let submitted: forms::Submitted =
+            forms::parse_form(request, body.clone()).await.map_err(|error| self.error(&error))?;
+        if !self.csrf_ok(&submitted.csrf) {
+            return Err(self.stale_form());
+        }
+        forms::parse_form(request, body).await.map_err(|error| self.error(&error))
     }
 
     /// An error page for a failure that is not a form message: 404s look like 404s, other 4xx

@@ -1,6 +1,6 @@
 //! The web UI: server-rendered pages people use in a browser, on the same binary as the API.
 //!
-//! - Pages: `/` (home, when the hub folder has no `index.html`), `/explore`, `/search`,
+//! - Pages: `/login` (the host's form and rules in the site's look, a [`LoginLook`]), `/` (home, when the hub folder has no `index.html`), `/explore`, `/search`,
 //!   `/{owner}` and `/{owner}/{slug}` for browsers (`Accept: text/html`; API clients keep the
 //!   registry's JSON), `POST /{owner}/{slug}/star`, `/register`, `/settings/profile`,
 //!   `/settings/password`, `/settings/tokens`, `/settings/sessions`, `/new`,
@@ -37,7 +37,8 @@ use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, Request, Response};
 use thub_organizations::OrganizationService;
 use thub_plugin_sdk::{
-    AccountDirectory, AccountService, HostAccounts, Mount, Plugin, PluginAdminSlot, PluginContext, PluginError,
+    AccountDirectory, AccountService, HostAccounts, LoginLook, Mount, Plugin, PluginAdminSlot, PluginContext,
+    PluginError,
 };
 use thub_registry::RegistryService;
 use thub_stars::StarsService;
@@ -103,6 +104,7 @@ impl Plugin for WebPlugin {
             root: context.root.clone(),
         });
         tracing::debug!(bytes = web.assets.total_bytes(), "web assets ready");
+        context.provide(Arc::new(LoginLook(Arc::new(account::SignInPage(web.clone())))));
         let assets_web = web.clone();
         let assets = poem::endpoint::make_sync(move |request: Request| assets_web.assets.serve(&request));
         let routes: Vec<(String, BoxEndpoint<'static>)> = vec![

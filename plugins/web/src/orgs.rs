@@ -12,7 +12,7 @@ use thub_organizations::{NewOrganization, OrgRole, OrganizationSummary};
 use thub_plugin_sdk::{ApiError, Principal};
 
 use crate::Web;
-use crate::forms::{Field, FormErrors, read_form};
+use crate::forms::{Field, FormErrors};
 use crate::frame::{Frame, encode_component};
 
 const ORG_FIELD_CODES: &[(&str, &str)] =
@@ -21,7 +21,6 @@ const ORG_FIELD_CODES: &[(&str, &str)] =
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct OrganizationForm {
-    csrf: String,
     name: String,
     slug: String,
     description: String,
@@ -57,14 +56,10 @@ pub(crate) async fn new_organization(web: Arc<Web>, mut request: Request) -> Res
     if *request.method() != Method::POST {
         return new_page(&frame, &OrganizationForm::default(), FormErrors::default(), StatusCode::OK);
     }
-    let body = request.take_body();
-    let form: OrganizationForm = match read_form(&request, body).await {
+    let form: OrganizationForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let slug = form.slug.trim();
     let new = NewOrganization {
         name: form.name.clone(),
@@ -108,7 +103,6 @@ struct SettingsPage<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct MemberForm {
-    csrf: String,
     /// `add`, `role` or `remove`.
     action: String,
     username: String,
@@ -155,14 +149,10 @@ pub(crate) async fn settings(web: Arc<Web>, mut request: Request) -> Response {
         };
         return settings_page(&web, &frame, organization, FormErrors::default(), MemberForm::default(), notice).await;
     }
-    let body = request.take_body();
-    let form: MemberForm = match read_form(&request, body).await {
+    let form: MemberForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let result = member_change(&web, &principal, &organization, &form).await;
     match result {
         Ok(()) => frame.redirect(&format!(

@@ -19,7 +19,6 @@ use thub_registry::pages::render_markdown;
 use thub_registry::{Owner, connections_of, contributors_of, policies_of, tags_of};
 
 use crate::Web;
-use crate::forms::read_form;
 use crate::frame::Frame;
 use crate::views::{Card, initial, kind_label, minute};
 
@@ -339,7 +338,6 @@ async fn endpoint_page(web: Arc<Web>, request: Request, owner_name: &str, slug: 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct StarForm {
-    csrf: String,
     action: String,
 }
 
@@ -350,14 +348,10 @@ async fn star(web: Arc<Web>, mut request: Request, owner_name: &str, slug: &str)
         Ok(frame) => frame,
         Err(response) => return response,
     };
-    let body = request.take_body();
-    let form: StarForm = match read_form(&request, body).await {
+    let form: StarForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let Some(principal) = frame.principal.clone() else {
         let back = format!("/{owner_name}/{slug}");
         return frame.redirect(&format!("/login?next={}", crate::frame::encode_component(&back)));

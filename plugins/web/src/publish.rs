@@ -15,7 +15,7 @@ use thub_registry::model::{EndpointDraft, EndpointKind, Visibility};
 use thub_registry::tags_of;
 
 use crate::Web;
-use crate::forms::{Field, FormErrors, read_form};
+use crate::forms::{Button, Field, FormErrors};
 use crate::frame::{Frame, encode_component};
 use crate::views::KINDS;
 
@@ -23,7 +23,6 @@ use crate::views::KINDS;
 #[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default)]
 pub(crate) struct EndpointForm {
-    csrf: String,
     /// `""` for the caller, or an organization slug.
     owner: String,
     name: String,
@@ -188,14 +187,10 @@ pub(crate) async fn new_endpoint(web: Arc<Web>, mut request: Request) -> Respons
             EndpointForm { owner, visibility: "public".to_owned(), version: "0.1.0".to_owned(), ..Default::default() };
         return form_page(&frame, &form, FormErrors::default(), owners, None, StatusCode::OK);
     }
-    let body = request.take_body();
-    let form: EndpointForm = match read_form(&request, body).await {
+    let form: EndpointForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let organization = match form.owner.as_str() {
         "" => None,
         slug => match web.organizations.by_slug(slug).await {
@@ -307,14 +302,10 @@ pub(crate) async fn edit_endpoint(web: Arc<Web>, mut request: Request, owner_nam
             StatusCode::OK,
         );
     }
-    let body = request.take_body();
-    let form: EndpointForm = match read_form(&request, body).await {
+    let form: EndpointForm = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let draft = match form.draft() {
         Ok(draft) => draft,
         Err(errors) => {
@@ -335,26 +326,16 @@ pub(crate) async fn edit_endpoint(web: Arc<Web>, mut request: Request, owner_nam
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfForm {
-    csrf: String,
-}
-
 /// `POST /{owner}/{slug}/delete`: then to the owner's page.
 pub(crate) async fn delete_endpoint(web: Arc<Web>, mut request: Request, owner_name: &str, slug: &str) -> Response {
     let frame = match Frame::new(&web, &request).await {
         Ok(frame) => frame,
         Err(response) => return response,
     };
-    let body = request.take_body();
-    let form: CsrfForm = match read_form(&request, body).await {
+    let _: Button = match frame.read_form(&mut request).await {
         Ok(form) => form,
-        Err(error) => return frame.error(&error),
+        Err(response) => return response,
     };
-    if !frame.csrf_ok(&form.csrf) {
-        return frame.stale_form();
-    }
     let principal = match frame.signed_in_caller() {
         Ok(principal) => principal,
         Err(redirect) => return redirect,
