@@ -1,6 +1,6 @@
 //! WebSocket channels on real sockets: relay to everyone but the sender, binary frames, isolation,
-//! authentication and Origin checks, size limits, slow consumers, counts, presence, and fan-out
-//! across two instances through Redis.
+//! authentication and Origin checks, size limits, bursts and slow consumers at the default send
+//! budget, counts, presence, and fan-out across two instances through Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -109,7 +109,7 @@ async fn only_logged_in_same_origin_clients_connect() {
 async fn oversized_frames_and_slow_consumers_do_not_hurt_the_others() {
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
         config.plugins.set_key("channels", "max_message_bytes", serde_json::json!(1024));
-        config.plugins.set_key("channels", "queue_length", serde_json::json!(64));
+        config.plugins.set_key("channels", "send_queue_bytes", serde_json::json!(64 * 1024));
     })
     .await;
     let server = hub.serve().await;
@@ -150,6 +150,112 @@ async fn oversized_frames_and_slow_consumers_do_not_hurt_the_others() {
     }
     tokio::time::timeout(Duration::from_secs(60), bob_reads).await.expect("bob kept up").unwrap();
     eventually("two connections counted", 5, async || counts(&hub, &alice).await[0]["connections"] == 2).await;
+    hub.client().get("/health").send().await.assert_status_is_ok();
+}
+
+/// A member socket whose kernel receive buffer is as small as the system allows, so a client
+/// that stops reading pushes back on the hub at once instead of after megabytes of kernel buffers.
+async fn connect_with_small_receive_buffer(server: &TestServer, channel: &str, session: &Session) -> Socket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let url = format!("ws://{}/channel/{channel}?token={}", server.addr, session.access);
+    tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("connected").0
+}
+
+/// Reads `expected` text frames, checking they come in order (`{index:04}` prefixes).
+async fn read_in_order(mut socket: Socket, expected: usize) -> Socket {
+    for index in 0..expected {
+        let received = next_data(&mut socket).await;
+        assert!(
+            matches!(received, Message::Text(ref text) if text.starts_with(&format!("{index:04}"))),
+            "message {index} in order: {received:?}"
+        );
+    }
+    socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_small_frames_reaches_every_subscriber_at_the_defaults() {
+    // The case was 500 subscribers; 40 keep a debug build quick, and each still gets
+    // the whole burst (the budget is per member, so the count does not change what each sees).
+    let hub = TestHub::start_now(Backend::Sqlite).await;
+    let server = hub.serve().await;
+    let (alice, bob) = (hub.register("alice").await, hub.register("bob").await);
+    let subscribers = 40;
+    let frames = 1000;
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let socket = connect(&server, "burst", &bob).await;
+        readers.push(tokio::spawn(read_in_order(socket, frames)));
+    }
+    let mut publisher = connect(&server, "burst", &alice).await;
+    eventually("every subscriber joined", 5, async || counts(&hub, &alice).await[0]["connections"] == subscribers + 1)
+        .await;
+    // 1 000 frames of 100 bytes, back to back, without waiting for anyone.
+    for index in 0..frames {
+        publisher.feed(Message::text(format!("{index:04}{}", "b".repeat(96)))).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    let mut sockets = Vec::new();
+    for reader in readers {
+        sockets.push(reader.await.expect("every frame, in order"));
+    }
+    assert_eq!(counts(&hub, &alice).await[0]["connections"], subscribers + 1, "nobody was dropped as slow");
+    for socket in &mut sockets {
+        assert!(silent(socket).await, "nothing more");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_is_closed_with_1013_and_the_others_get_everything() {
+    let hub = TestHub::start_now(Backend::Sqlite).await;
+    let server = hub.serve().await;
+    let (alice, bob, carol) = (hub.register("alice").await, hub.register("bob").await, hub.register("carol").await);
+    let mut publisher = connect(&server, "flood", &alice).await;
+    let reader = connect(&server, "flood", &bob).await;
+    let mut stalled = connect_with_small_receive_buffer(&server, "flood", &carol).await;
+    eventually("three members", 5, async || counts(&hub, &alice).await[0]["connections"] == 3).await;
+
+    // 10 MB in frames of 1 000 bytes. Bob reads along, never more than 64 frames behind (a
+    // client that keeps up); Carol reads nothing until the burst is over.
+    let total = 10_000;
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let read_window = window.clone();
+    let bob_reads = tokio::spawn(async move {
+        let mut socket = reader;
+        for index in 0..total {
+            let received = next_data(&mut socket).await;
+            assert!(
+                matches!(received, Message::Text(ref text) if text.starts_with(&format!("{index:05}"))),
+                "bob got message {index}: {received:?}"
+            );
+            read_window.add_permits(1);
+        }
+        socket
+    });
+    let payload = "z".repeat(1000);
+    for index in 0..total {
+        window.acquire().await.unwrap().forget();
+        publisher.send(Message::text(format!("{index:05}{}", &payload[5..]))).await.unwrap();
+    }
+    let _bob = tokio::time::timeout(Duration::from_secs(120), bob_reads).await.expect("bob kept up").unwrap();
+    eventually("carol dropped, alice and bob still there", 5, async || {
+        counts(&hub, &alice).await[0]["connections"] == 2
+    })
+    .await;
+
+    // Carol reads now: what was already on its way, then the close frame with 1013.
+    let mut delivered = 0;
+    let code = loop {
+        match next_data(&mut stalled).await {
+            Message::Text(_) => delivered += 1,
+            Message::Close(frame) => break frame.map(|frame| u16::from(frame.code)),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1013), "closed as too slow (try again later)");
+    assert!(delivered < total, "carol was cut off, not fed the whole burst: {delivered} frames");
     hub.client().get("/health").send().await.assert_status_is_ok();
 }
 

@@ -11,6 +11,12 @@ use thub_plugin_sdk::{ApiError, CurrentUser, require_user};
 
 use crate::hub::Channels;
 
+/// The read buffer of a channel socket.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// How much of a batch of outgoing frames is buffered before it is written to the socket.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
 #[derive(Tags)]
 enum ChannelTags {
     /// WebSocket channels.
@@ -75,6 +81,13 @@ pub(crate) async fn channel_socket(
     let mut limits = WebSocketConfig::default();
     limits.max_message_size = Some(config.max_message_bytes);
     limits.max_frame_size = Some(config.max_message_bytes);
+    // tungstenite allocates (and zero-fills) its read buffer up front: 128 KiB by default, which
+    // made an idle socket cost 133 KB. Members mostly send small frames; a larger one grows the
+    // buffer while it arrives.
+    limits.read_buffer_size = READ_BUFFER_BYTES;
+    // Frames are written in batches and flushed once per batch; past this much the batch is
+    // written out early. The buffer starts empty, so idle sockets do not pay for it.
+    limits.write_buffer_size = WRITE_BUFFER_BYTES;
     let channels = Arc::clone(&channels);
     let username = principal.username;
     Ok(socket.config(limits).on_upgrade(move |stream| channels.run(name, username, stream)).into_response())

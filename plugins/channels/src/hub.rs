@@ -1,21 +1,31 @@
 //! Channel membership and fan-out. Delivery never waits on a member: frames go into each
-//! member's bounded queue with `try_send`, and a member whose queue is full is dropped.
+//! member's outbox, bounded in bytes (`send_queue_bytes`), and a member whose outbox would pass
+//! its budget is closed with 1013, its waiting frames dropped at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitSink;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use thub_plugin_sdk::{Broker, PluginError};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::ChannelsConfig;
 
 /// Broker topics of channel traffic: `channel:<name>`.
 const TOPIC_PREFIX: &str = "channel:";
+
+/// What a waiting frame costs a member's budget beyond its payload: its queue slot and its
+/// header on the wire. It keeps a flood of empty frames bounded too.
+const FRAME_OVERHEAD: usize = 32;
+
+/// How long a member closed by the hub has to answer the close frame before its socket is
+/// dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// A frame on its way to members; cheap to clone for fan-out.
 #[derive(Debug, Clone)]
@@ -24,19 +34,124 @@ enum Frame {
     Binary(Arc<[u8]>),
 }
 
-/// Why a connection is being closed, set by whoever decides it.
-type Closing = Arc<Mutex<Option<(CloseCode, &'static str)>>>;
+impl Frame {
+    /// What the frame costs a member's send budget.
+    fn cost(&self) -> usize {
+        FRAME_OVERHEAD
+            + match self {
+                Frame::Text(text) => text.len(),
+                Frame::Binary(bytes) => bytes.len(),
+            }
+    }
 
-struct Member {
-    queue: mpsc::Sender<Frame>,
-    closing: Closing,
+    fn message(&self) -> Message {
+        match self {
+            Frame::Text(text) => Message::Text(text.to_string()),
+            Frame::Binary(bytes) => Message::Binary(bytes.to_vec()),
+        }
+    }
+}
+
+/// Why the hub closes a connection.
+type Close = (CloseCode, &'static str);
+
+/// One member's frames waiting to be written, shared by the fan-out (which appends) and the
+/// member's writer task (which takes them in batches).
+#[derive(Default)]
+struct Outbox {
+    pending: Mutex<Pending>,
+    /// Wakes the writer: frames arrived in an empty outbox, or the connection must close.
+    wake: Notify,
+}
+
+/// What became of a frame handed to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    Queued,
+    /// The member was over its budget and is being closed (1013).
+    OverBudget,
+    /// The member is already closing.
+    Closing,
+}
+
+#[derive(Default)]
+struct Pending {
+    frames: VecDeque<Frame>,
+    /// The cost of the frames queued here and of the batch the writer is writing.
+    bytes: usize,
+    /// Set once the connection must close: the writer sends this close frame and stops.
+    close: Option<Close>,
+}
+
+impl Outbox {
+    /// Queues `frame` unless the member would then have more than `budget` bytes waiting (a
+    /// frame always fits an empty outbox, so any frame the hub accepts can be delivered). Over
+    /// budget the member is told to close with 1013 and what waits is dropped now.
+    fn push(&self, frame: Frame, budget: usize) -> Pushed {
+        let mut pending = lock(&self.pending);
+        if pending.close.is_some() {
+            return Pushed::Closing;
+        }
+        let cost = frame.cost();
+        if pending.bytes > 0 && pending.bytes + cost > budget {
+            pending.frames = VecDeque::new();
+            pending.bytes = 0;
+            pending.close = Some((CloseCode::Again, "too slow: more than the send budget was waiting"));
+            drop(pending);
+            self.wake.notify_one();
+            return Pushed::OverBudget;
+        }
+        let was_empty = pending.frames.is_empty();
+        pending.frames.push_back(frame);
+        pending.bytes += cost;
+        drop(pending);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Tells the writer to send `close` and stop (the first reason given wins); what waits is
+    /// dropped.
+    fn close(&self, close: Close) {
+        let mut pending = lock(&self.pending);
+        pending.close.get_or_insert(close);
+        pending.frames = VecDeque::new();
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// The frames waiting now (they stay counted until [`Outbox::written`]), or the close to send.
+    fn take(&self) -> Result<VecDeque<Frame>, Close> {
+        let mut pending = lock(&self.pending);
+        match pending.close {
+            Some(close) => Err(close),
+            None => Ok(std::mem::take(&mut pending.frames)),
+        }
+    }
+
+    /// A batch of `bytes` left the outbox for the socket.
+    fn written(&self, bytes: usize) {
+        let mut pending = lock(&self.pending);
+        pending.bytes = pending.bytes.saturating_sub(bytes);
+    }
+
+    /// Resolves once the connection must close.
+    async fn closing(&self) -> Close {
+        loop {
+            if let Some(close) = lock(&self.pending).close {
+                return close;
+            }
+            self.wake.notified().await;
+        }
+    }
 }
 
 /// Every channel on this instance.
 pub struct Channels {
     config: ChannelsConfig,
     instance: Uuid,
-    members: Mutex<HashMap<String, HashMap<u64, Member>>>,
+    members: Mutex<HashMap<String, HashMap<u64, Arc<Outbox>>>>,
     next_id: AtomicU64,
     broker: Option<Arc<dyn Broker>>,
 }
@@ -90,15 +205,11 @@ impl Channels {
         counts
     }
 
-    fn join(&self, channel: &str) -> (u64, mpsc::Receiver<Frame>, Closing) {
+    fn join(&self, channel: &str) -> (u64, Arc<Outbox>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (queue, receiver) = mpsc::channel(self.config.queue_length.max(1));
-        let closing = Closing::default();
-        lock(&self.members)
-            .entry(channel.to_owned())
-            .or_default()
-            .insert(id, Member { queue, closing: closing.clone() });
-        (id, receiver, closing)
+        let outbox = Arc::new(Outbox::default());
+        lock(&self.members).entry(channel.to_owned()).or_default().insert(id, outbox.clone());
+        (id, outbox)
     }
 
     fn leave(&self, channel: &str, id: u64) {
@@ -111,23 +222,29 @@ impl Channels {
         }
     }
 
-    /// Hands `frame` to every local member of `channel` but `except`, dropping members whose
-    /// queue is full.
+    /// Hands `frame` to every local member of `channel` but `except`, dropping members over
+    /// their send budget.
     fn deliver(&self, channel: &str, except: Option<u64>, frame: Frame) {
+        let budget = self.config.send_queue_bytes;
         let mut members = lock(&self.members);
         let Some(channel_members) = members.get_mut(channel) else { return };
-        channel_members.retain(|id, member| {
+        channel_members.retain(|id, outbox| {
             if Some(*id) == except {
                 return true;
             }
-            match member.queue.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    *lock(&member.closing) = Some((CloseCode::Again, "too slow: messages were piling up"));
-                    tracing::warn!(channel, member = id, "slow channel member disconnected");
+            match outbox.push(frame.clone(), budget) {
+                Pushed::Queued => true,
+                Pushed::OverBudget => {
+                    metrics::counter!("thub_websocket_slow_disconnects_total").increment(1);
+                    tracing::warn!(
+                        channel,
+                        member = id,
+                        budget,
+                        "slow channel member disconnected (over its send budget)"
+                    );
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Pushed::Closing => false,
             }
         });
         if channel_members.is_empty() {
@@ -152,44 +269,23 @@ impl Channels {
 
     /// Serves one member until it leaves, is dropped, or goes silent.
     pub async fn run(self: Arc<Self>, channel: String, username: String, socket: WebSocketStream) {
-        let (mut sink, mut stream) = socket.split();
-        let (id, mut queue, closing) = self.join(&channel);
+        let (sink, mut stream) = socket.split();
+        let (id, outbox) = self.join(&channel);
         tracing::info!(channel = %channel, username = %username, "websocket_connect");
         metrics::gauge!("thub_websocket_connections").increment(1.0);
         if self.config.presence {
             self.publish(&channel, id, presence(&channel, &username, "join")).await;
         }
         let ping = Duration::from_secs(self.config.ping_seconds.max(1));
-        let writer_closing = closing.clone();
-        let writer = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(ping);
-            ticker.tick().await;
-            loop {
-                let message = tokio::select! {
-                    frame = queue.recv() => match frame {
-                        Some(Frame::Text(text)) => Message::Text(text.to_string()),
-                        Some(Frame::Binary(bytes)) => Message::Binary(bytes.to_vec()),
-                        None => {
-                            let (code, reason) = lock(&writer_closing).take().unwrap_or((CloseCode::Normal, ""));
-                            let _ = tokio::time::timeout(ping, sink.send(Message::Close(Some((code, reason.to_owned()))))).await;
-                            return;
-                        }
-                    },
-                    _ = ticker.tick() => Message::Ping(Vec::new()),
-                };
-                if !matches!(message, Message::Ping(_)) {
-                    metrics::counter!("thub_websocket_messages_total", "direction" => "out").increment(1);
-                }
-                // A member that cannot take a frame within a ping interval is gone.
-                if !matches!(tokio::time::timeout(ping, sink.send(message)).await, Ok(Ok(()))) {
-                    return;
-                }
-            }
-        });
-        loop {
-            let next = match tokio::time::timeout(ping * 2, stream.next()).await {
-                Err(_) | Ok(None) => break,
-                Ok(Some(next)) => next,
+        let mut writer = tokio::spawn(write(outbox.clone(), sink, ping));
+        let mut close = (CloseCode::Normal, "");
+        let writer_finished = loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(ping * 2, stream.next()) => match next {
+                    Err(_) | Ok(None) => break false,
+                    Ok(Some(next)) => next,
+                },
+                _ = &mut writer => break true,
             };
             match next {
                 Ok(Message::Text(text)) => {
@@ -200,23 +296,91 @@ impl Channels {
                     metrics::counter!("thub_websocket_messages_total", "direction" => "in").increment(1);
                     self.publish(&channel, id, Frame::Binary(bytes.into())).await
                 }
-                Ok(Message::Close(_)) => break,
+                Ok(Message::Close(_)) => break false,
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
                 Err(error) => {
                     if error.to_string().contains("too long") {
-                        *lock(&closing) = Some((CloseCode::Size, "message too big"));
+                        close = (CloseCode::Size, "message too big");
                     }
-                    break;
+                    break false;
                 }
             }
-        }
+        };
         self.leave(&channel, id);
-        let _ = writer.await;
+        outbox.close(close);
+        if writer_finished {
+            // The hub closed the connection (over budget, or the member stopped taking frames):
+            // give the client a moment to answer the close frame, so it is read before the socket
+            // goes.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        } else {
+            let _ = writer.await;
+        }
         if self.config.presence {
             self.publish(&channel, id, presence(&channel, &username, "leave")).await;
         }
         metrics::gauge!("thub_websocket_connections").decrement(1.0);
         tracing::info!(channel = %channel, username = %username, "websocket_disconnect");
+    }
+}
+
+/// A member's writer: takes what waits in `outbox` in batches and writes each batch with one
+/// flush (small frames share system calls), pings every `ping`, and ends with the close frame
+/// the outbox asks for. A member that cannot take a batch within `ping` is gone.
+async fn write(outbox: Arc<Outbox>, mut sink: SplitSink<WebSocketStream, Message>, ping: Duration) {
+    let mut ticker = tokio::time::interval(ping);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let frames = match outbox.take() {
+            Ok(frames) => frames,
+            Err((code, reason)) => {
+                let _ = tokio::time::timeout(ping, sink.send(Message::Close(Some((code, reason.to_owned()))))).await;
+                return;
+            }
+        };
+        if frames.is_empty() {
+            tokio::select! {
+                () = outbox.wake.notified() => {}
+                _ = ticker.tick() => {
+                    if !matches!(tokio::time::timeout(ping, sink.send(Message::Ping(Vec::new()))).await, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+            }
+            continue;
+        }
+        let bytes: usize = frames.iter().map(Frame::cost).sum();
+        let count = frames.len() as u64;
+        // Under steady traffic the writer is never idle: pings ride along with the frames.
+        let ping_due = ticker.tick().now_or_never().is_some();
+        let batch = async {
+            if ping_due {
+                sink.feed(Message::Ping(Vec::new())).await?;
+            }
+            for frame in &frames {
+                sink.feed(frame.message()).await?;
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            written = tokio::time::timeout(ping, batch) => {
+                if !matches!(written, Ok(Ok(()))) {
+                    return;
+                }
+                metrics::counter!("thub_websocket_messages_total", "direction" => "out").increment(count);
+                outbox.written(bytes);
+            }
+            // Over budget while a batch was stuck: the next round sends the close frame.
+            _ = outbox.closing() => {}
+        }
     }
 }
 
@@ -268,19 +432,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_drops_that_member_only() {
-        let config = ChannelsConfig { queue_length: 2, ..ChannelsConfig::default() };
+    async fn a_member_over_its_byte_budget_is_dropped_and_its_frames_freed() {
+        // A budget of ten 68-byte frames (36 bytes of text plus the per-frame overhead).
+        let frame = |index: usize| Frame::Text(format!("{index:036}").into());
+        let config = ChannelsConfig { send_queue_bytes: 10 * frame(0).cost(), ..ChannelsConfig::default() };
         let channels = Channels::start(config, None).await.unwrap();
-        let (slow, _slow_queue, slow_closing) = channels.join("room");
-        let (fast, mut fast_queue, _) = channels.join("room");
-        let (sender, _, _) = channels.join("room");
-        for index in 0..3 {
-            channels.deliver("room", Some(sender), Frame::Text(format!("m{index}").into()));
-            // The fast member keeps reading.
-            assert!(fast_queue.recv().await.is_some());
+        let (_, slow) = channels.join("room");
+        let (_, fast) = channels.join("room");
+        let (sender, _) = channels.join("room");
+        for index in 0..10 {
+            channels.deliver("room", Some(sender), frame(index));
         }
-        assert_eq!(channels.counts(), vec![("room".to_owned(), 2)], "the slow member was dropped");
-        assert_eq!(lock(&slow_closing).map(|(code, _)| code), Some(CloseCode::Again));
-        let _ = (slow, fast);
+        // The fast member's writer takes its frames and writes them; the slow one's never does.
+        let batch = fast.take().unwrap();
+        assert_eq!(batch.len(), 10);
+        fast.written(batch.iter().map(Frame::cost).sum());
+        assert_eq!(channels.counts(), vec![("room".to_owned(), 3)], "exactly at the budget: still there");
+        channels.deliver("room", Some(sender), frame(10));
+        assert_eq!(channels.counts(), vec![("room".to_owned(), 2)], "one byte over: the slow member was dropped");
+        assert_eq!(
+            slow.take().map(|frames| frames.len()),
+            Err((CloseCode::Again, "too slow: more than the send budget was waiting"))
+        );
+        let pending = lock(&slow.pending);
+        assert_eq!((pending.frames.len(), pending.frames.capacity(), pending.bytes), (0, 0, 0), "its frames are freed");
+        drop(pending);
+        assert_eq!(fast.take().unwrap().len(), 1, "the fast member goes on");
+    }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_the_budget_still_reaches_an_idle_member() {
+        let config = ChannelsConfig { send_queue_bytes: 16, ..ChannelsConfig::default() };
+        let channels = Channels::start(config, None).await.unwrap();
+        let (_, member) = channels.join("room");
+        channels.deliver("room", None, Frame::Binary(vec![7; 1000].into()));
+        assert_eq!(member.take().unwrap().len(), 1);
+        assert_eq!(channels.counts(), vec![("room".to_owned(), 1)]);
     }
 }

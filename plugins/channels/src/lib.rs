@@ -4,13 +4,15 @@
 //! - Routes: `GET /channel/{name}` (WebSocket upgrade; `session` cookie, `Authorization:
 //!   Bearer` or `?token=`; the host refuses foreign `Origin`s); `GET /api/v1/channels` (member
 //!   counts on this instance).
-//! - Delivery: each connection has a bounded queue and its own writer task; a member whose queue
-//!   is full is disconnected (close 1013) instead of stalling the others. Frames above
+//! - Delivery: each connection has an outbox bounded in bytes (`send_queue_bytes`, 1 MiB, as
+//!   Centrifugo) and its own writer task, which writes what waits in batches. A member that
+//!   would pass its budget is closed with 1013 and what waited for it is dropped at once,
+//!   instead of stalling the others; a burst of small frames fits. Frames above
 //!   `max_message_bytes` close the sender with 1009. Pings every `ping_seconds`; a member silent
-//!   for two intervals is dropped.
+//!   for two intervals, or unable to take a batch within one, is dropped.
 //! - Several instances: with Redis configured every frame goes through the broker, so members on
 //!   other instances receive it too.
-//! - Config: `[plugins.channels]` `max_message_bytes`, `queue_length`, `ping_seconds`,
+//! - Config: `[plugins.channels]` `max_message_bytes`, `send_queue_bytes`, `ping_seconds`,
 //!   `presence`, `max_channel_name_chars`.
 //! - Events: none (message contents are never logged). Tables: none.
 

@@ -46,7 +46,7 @@ pub(crate) fn is_denied(name: &str, extra: &[String]) -> bool {
     if lower.starts_with('.') || DENIED_NAMES.contains(&lower.as_str()) {
         return true;
     }
-    let extension_denied = |extension: &str| lower.ends_with(&format!(".{extension}"));
+    let extension_denied = |extension: &str| lower.strip_suffix(extension).is_some_and(|stem| stem.ends_with('.'));
     if DENIED_EXTENSIONS.iter().any(|extension| extension_denied(extension)) {
         return true;
     }
@@ -81,7 +81,8 @@ fn percent_decode(segment: &str) -> Option<String> {
 pub(crate) const HUB_PREFIXES: &[&str] = &["/api/", "/.well-known/", "/plugins/", "/proxy/", "/channel/", "/_thub/"];
 
 /// Resolves `raw_path` (the request path, still percent-encoded) under `root` (canonical).
-/// `data_dir` is never served.
+/// `data_dir` (canonical once it exists: the caller resolves it once, not per request) is never
+/// served.
 pub fn resolve(root: &Path, data_dir: &Path, raw_path: &str, extra_denied: &[String]) -> Resolution {
     let mut relative = PathBuf::new();
     for raw in raw_path.split('/').filter(|segment| !segment.is_empty()) {
@@ -114,7 +115,7 @@ fn contained(root: &Path, data_dir: &Path, path: &Path, extra_denied: &[String])
     let canonical = path.canonicalize().ok()?;
     // `starts_with` on paths compares whole components: `/srv/hub2` does not start with `/srv/hub`.
     let inside = canonical.strip_prefix(root).ok()?;
-    if data_dir.canonicalize().is_ok_and(|data| canonical.starts_with(data)) {
+    if canonical.starts_with(data_dir) {
         return None;
     }
     let clean = inside.components().all(|component| match component {

@@ -1,12 +1,14 @@
 //! The fallback that serves the hub folder: login first, then the file with ETag, Last-Modified,
 //! ranges and HEAD; a 404 page for browsers and JSON for API clients.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
+use poem::error::StaticFileError;
 use poem::http::{Method, StatusCode, header};
-use poem::web::StaticFileRequest;
-use poem::{FromRequest, IntoResponse, Request, Response};
+use poem::web::{StaticFileRequest, StaticFileResponse};
+use poem::{Body, FromRequest, IntoResponse, Request, Response};
 use thub_plugin_sdk::html::wants_html;
 use thub_plugin_sdk::slug::owner_path;
 use thub_plugin_sdk::{ApiError, Fallback, optional_user};
@@ -18,13 +20,27 @@ use crate::reload::{Reloads, SCRIPT};
 pub(crate) struct Site {
     root: PathBuf,
     data_dir: PathBuf,
+    /// `data_dir` with its symlinks resolved, once it exists (it may appear after start).
+    canonical_data_dir: OnceLock<PathBuf>,
     deny: Vec<String>,
     reloads: Option<Reloads>,
 }
 
 impl Site {
     pub(crate) fn new(root: PathBuf, data_dir: PathBuf, deny: Vec<String>, reloads: Option<Reloads>) -> Self {
-        Self { root, data_dir, deny, reloads }
+        Self { root, data_dir, canonical_data_dir: OnceLock::new(), deny, reloads }
+    }
+
+    /// The data folder as [`resolve`] compares it: canonical once it exists, resolved once.
+    fn data_dir(&self) -> &Path {
+        if let Some(canonical) = self.canonical_data_dir.get() {
+            return canonical;
+        }
+        match self.data_dir.canonicalize() {
+            Ok(canonical) => self.canonical_data_dir.get_or_init(|| canonical),
+            // Not there (yet): nothing inside it exists to be served.
+            Err(_) => &self.data_dir,
+        }
     }
 }
 
@@ -63,7 +79,7 @@ impl Fallback for Site {
         let path = request.uri().path();
         if !wants_html(&request)
             && owner_path(path).is_some()
-            && matches!(resolve(&self.root, &self.data_dir, path, &self.deny), Resolution::NotFound)
+            && matches!(resolve(&self.root, self.data_dir(), path, &self.deny), Resolution::NotFound)
         {
             return Ok(not_found(&request));
         }
@@ -78,7 +94,7 @@ impl Fallback for Site {
             }
             return Err(ApiError::invalid_credentials().into());
         }
-        match resolve(&self.root, &self.data_dir, request.uri().path(), &self.deny) {
+        match resolve(&self.root, self.data_dir(), request.uri().path(), &self.deny) {
             Resolution::NotFound => Ok(not_found(&request)),
             Resolution::AddSlash(location) => {
                 let location = match request.uri().query() {
@@ -115,7 +131,7 @@ impl Site {
         let conditions = StaticFileRequest::from_request_without_body(request).await?;
         // no-cache: browsers revalidate with the ETag each time (a cheap 304), so edits show at
         // once, yet large PyScript and Pyodide assets are not downloaded again.
-        let served = tokio::task::spawn_blocking(move || conditions.create_response(&path, true, true))
+        let served = tokio::task::spawn_blocking(move || open(conditions, &path))
             .await
             .map_err(|error| ApiError::internal(format!("static file task: {error}")))?;
         match served {
@@ -131,6 +147,42 @@ impl Site {
             }
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+/// Files up to this size are read whole in the blocking task that opens them. Streamed through
+/// tokio's `File`, every 4 KiB read is one more hop to a blocking thread: five for a 10 KiB file,
+/// most of the time such a request took.
+const READ_WHOLE_BYTES: u64 = 256 * 1024;
+
+/// The response for `path` under the request's conditions (ETag, Last-Modified, ranges), on a
+/// blocking thread.
+fn open(conditions: StaticFileRequest, path: &Path) -> Result<StaticFileResponse, StaticFileError> {
+    match conditions.create_response(path, true, true)? {
+        StaticFileResponse::Ok {
+            body,
+            content_length,
+            content_type,
+            etag,
+            last_modified,
+            content_range: None,
+            cache_control,
+        } if content_length <= READ_WHOLE_BYTES => {
+            drop(body);
+            let data = std::fs::read(path)?;
+            // A file rewritten in between is served as it is now; its ETag catches up on the next
+            // request.
+            Ok(StaticFileResponse::Ok {
+                content_length: data.len() as u64,
+                body: Body::from_vec(data),
+                content_type,
+                etag,
+                last_modified,
+                content_range: None,
+                cache_control,
+            })
+        }
+        response => Ok(response),
     }
 }
 

@@ -13,6 +13,9 @@
 //! One module per suite; each prints a table whose ratio column divides by `GET /health`
 //! measured in the same suite.
 //!
+//! The `hub` suite runs the real `thub` binary in its own process, found beside the bench
+//! executable: `cargo build --release -p thub-core --bin thub` first (`scripts/bench` does).
+//!
 //! The `wasm` suite loads the example plugins from `examples/wasm/dist`; build them first:
 //!
 //! ```sh
