@@ -201,8 +201,9 @@ impl RegistryService {
     }
 
     /// Full-text search over public endpoints: the best `top_k` with their relevance, best
-    /// first, and the total number of matches. The backend finds and ranks candidates (three
-    /// times `top_k`); the relevance score decides the final order, backend rank breaking ties.
+    /// first, and the number of matches (counted up to [`search::RANKED_MATCHES`]). The backend
+    /// finds and ranks candidates (three times `top_k`); the relevance score decides the final
+    /// order, backend rank breaking ties.
     pub async fn search(
         &self,
         text: &str,

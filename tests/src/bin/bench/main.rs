@@ -3,11 +3,12 @@
 //!
 //! ```sh
 //! scripts/bench                      # every suite: cargo run --release -p thub-tests --bin bench -- all
-//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|hub|wasm ...] [--seconds 5] [--concurrency 16]
+//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|search|web|hub|wasm ...] [--seconds 5] [--concurrency 16]
 //! ```
 //!
 //! One module per suite; each prints a table whose ratio column divides by `GET /health`
-//! measured in the same suite.
+//! measured in the same suite. `search` and `web` also run on PostgreSQL when
+//! `TEST_DATABASE_URL` is set; their catalogue comes from `catalog.rs`.
 //!
 //! The `wasm` suite loads the example plugins from `examples/wasm/dist`; build them first:
 //!
@@ -17,12 +18,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod catalog;
 mod hub;
 mod registry;
+mod search;
 mod wasm;
+mod web;
 
 /// Every suite, in the order `all` runs them.
-const SUITES: &[&str] = &["accounts", "registry", "hub", "wasm"];
+const SUITES: &[&str] = &["accounts", "registry", "search", "web", "hub", "wasm"];
 
 pub(crate) struct Options {
     suites: Vec<String>,
@@ -67,6 +71,8 @@ async fn run(suite: &str, options: &Options) {
     match suite {
         "accounts" => accounts::run(options).await,
         "registry" => registry::run(options).await,
+        "search" => search::run(options).await,
+        "web" => web::run(options).await,
         "hub" => hub::run(options).await,
         "wasm" => wasm::run(options).await,
         other => panic!("unknown suite {other}; known: all, {}", SUITES.join(", ")),

@@ -1,4 +1,4 @@
-//! The registry at 10 000 endpoints: browse, trending, owner pages and search.
+//! The registry at 10 000 endpoints: browse, trending and owner pages (search: `search.rs`).
 
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ const WORDS: &[&str] = &[
     "audio",
 ];
 
-/// 10 000 endpoints (100 owners × 100, created through `sync`), then browse, trending, search
-/// and `/{owner}/{slug}`.
+/// 10 000 endpoints (100 owners × 100, created through `sync`), then browse, trending and
+/// `/{owner}/{slug}`.
 pub async fn run(options: &Options) {
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
         config.auth.registrations_per_address_per_minute = u32::MAX;
@@ -118,21 +118,6 @@ pub async fn run(options: &Options) {
         )
         .await,
     );
-    for query in ["vision", "genomics classifier", "translation energy satellite"] {
-        let url = server.url("/api/v1/endpoints/search");
-        let body = serde_json::json!({"query": query, "top_k": 10}).to_string();
-        results.push(
-            measure(
-                &format!("POST /api/v1/endpoints/search \"{query}\""),
-                concurrency,
-                duration,
-                requests(&client, move |http| {
-                    http.post(&url).header("content-type", "application/json").body(body.clone())
-                }),
-            )
-            .await,
-        );
-    }
 
     println!(
         "\n## registry (10 000 endpoints seeded in {:.1} s; {} s per scenario, {} concurrent clients, SQLite)\n",
