@@ -105,6 +105,18 @@ fn bad_filter(message: &str) -> ApiError {
     ApiError::bad_request("web.bad_filter", message.to_owned())
 }
 
+/// A `?page=` value: 1 when empty, else a whole number from 1 to 10 000.
+pub(crate) fn page_number(text: &str) -> Result<u64, ApiError> {
+    match text {
+        "" => Ok(1),
+        other => other
+            .parse::<u64>()
+            .ok()
+            .filter(|page| (1..=10_000).contains(page))
+            .ok_or_else(|| bad_filter("Page must be a whole number from 1 to 10000")),
+    }
+}
+
 fn exploration(query: &ExploreQuery, page_size: u64) -> Result<(Exploration, u64), ApiError> {
     let kind = match query.kind.as_str() {
         "" => None,
@@ -122,14 +134,7 @@ fn exploration(query: &ExploreQuery, page_size: u64) -> Result<(Exploration, u64
         "name" => SortOrder::Name,
         _ => return Err(bad_filter("Sort must be stars, updated or name")),
     };
-    let page = match query.page.as_str() {
-        "" => 1,
-        other => other
-            .parse::<u64>()
-            .ok()
-            .filter(|page| (1..=10_000).contains(page))
-            .ok_or_else(|| bad_filter("Page must be a whole number from 1 to 10000"))?,
-    };
+    let page = page_number(&query.page)?;
     let tag = query.tag.trim();
     if tag.chars().count() > 50 {
         return Err(bad_filter("Tags are at most 50 characters"));
