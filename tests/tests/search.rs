@@ -185,6 +185,10 @@ async fn ranking_is_bounded_to_the_newest(backend: Backend) {
     assert_eq!(total, RANKED_MATCHES, "total is counted up to the window");
     assert_eq!(hits.len(), 5);
     assert!(!hits.contains(&"comet-tracker".to_owned()), "the oldest match is outside the window: {hits:?}");
+    let page = hub.client().get("/search?q=comet").header("accept", "text/html").send().await;
+    page.assert_status_is_ok();
+    let page = page.0.into_body().into_string().await.unwrap();
+    assert!(page.contains(&format!("{RANKED_MATCHES} or more results")), "the web says the count is capped");
     // A rarer word finds it: the window is per query.
     assert_eq!(found(&hub, json!({"query": "tracker"})).await, (vec!["comet-tracker".to_owned()], 1));
 }

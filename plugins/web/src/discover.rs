@@ -10,7 +10,7 @@ use poem::{Response, http::Method};
 use serde::Deserialize;
 use thub_plugin_sdk::ApiError;
 use thub_registry::model::EndpointKind;
-use thub_registry::search::words;
+use thub_registry::search::{RANKED_MATCHES, words};
 use thub_registry::{Exploration, Listing, OwnerKind, SortOrder};
 
 use crate::Web;
@@ -213,6 +213,8 @@ struct SearchPage<'a> {
     query: String,
     hits: Vec<Hit>,
     total: u64,
+    /// The total is the most search counts: there may be more.
+    capped: bool,
 }
 
 /// `GET /search?q=`.
@@ -255,7 +257,8 @@ pub(crate) async fn search(web: Arc<Web>, request: Request) -> Response {
     .await;
     match result {
         Ok((hits, total)) => {
-            let page = SearchPage { frame: &frame, query: text.clone(), hits, total };
+            let capped = total >= RANKED_MATCHES;
+            let page = SearchPage { frame: &frame, query: text.clone(), hits, total, capped };
             frame.render(&page, StatusCode::OK)
         }
         Err(error) => frame.error(&error),
