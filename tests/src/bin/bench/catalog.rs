@@ -91,7 +91,7 @@ impl Catalog {
             assert!(response.status().is_success(), "seeding failed: {}", response.status());
             self.owners.push(name);
             self.endpoints += count;
-            if self.endpoints % 20_000 == 0 {
+            if self.endpoints.is_multiple_of(20_000) {
                 eprintln!("seeded {} endpoints", self.endpoints);
             }
         }

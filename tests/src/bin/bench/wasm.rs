@@ -8,7 +8,7 @@ use thub_tests::{Backend, TestHub};
 use crate::Options;
 
 /// Plugin routes against the trivial native route, middleware on every request, and loading.
-pub async fn run(options: &Options) {
+pub(crate) async fn run(options: &Options) {
     let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm/dist");
     assert!(dist.join("hello/plugin.wasm").is_file(), "build the examples first: scripts/build-wasm-examples");
     let copy = |plugins: &std::path::Path, ids: &[&str]| {
