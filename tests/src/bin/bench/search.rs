@@ -84,6 +84,11 @@ async fn scenarios(server: &TestServer, options: &Options) -> Vec<Measurement> {
     for (name, request) in scenarios {
         results.push(measure(&name, concurrency, duration, request).await);
     }
+    // The targets' two queries from one client: latency without queueing behind the others.
+    for query in [COMMON_WORD, THREE_WORDS] {
+        let name = format!("search \"{query}\", 1 client");
+        results.push(measure(&name, 1, duration, api(query.to_owned(), success)).await);
+    }
     results
 }
 
