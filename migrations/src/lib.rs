@@ -16,6 +16,7 @@ mod m20261126_000006_create_organizations;
 mod m20261126_000007_create_endpoints;
 mod m20261126_000008_create_endpoint_stars;
 mod m20261126_000009_create_wasm_plugin_tables;
+mod m20261130_000010_create_endpoint_search;
 
 /// Runs the migrations above, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_create_endpoints::Migration),
             Box::new(m20261126_000008_create_endpoint_stars::Migration),
             Box::new(m20261126_000009_create_wasm_plugin_tables::Migration),
+            Box::new(m20261130_000010_create_endpoint_search::Migration),
         ]
     }
 }

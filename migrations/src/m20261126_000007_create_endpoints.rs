@@ -112,7 +112,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-const SQLITE_SEARCH: &[&str] = &[
+pub(crate) const SQLITE_SEARCH: &[&str] = &[
     "CREATE VIRTUAL TABLE endpoints_fts USING fts5(name, description, tags, readme, content='endpoints', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
     "CREATE TRIGGER endpoints_fts_insert AFTER INSERT ON endpoints BEGIN \
        INSERT INTO endpoints_fts(rowid, name, description, tags, readme) VALUES (new.id, new.name, new.description, new.tags, new.readme); END",
@@ -123,7 +123,7 @@ const SQLITE_SEARCH: &[&str] = &[
        INSERT INTO endpoints_fts(rowid, name, description, tags, readme) VALUES (new.id, new.name, new.description, new.tags, new.readme); END",
 ];
 
-const POSTGRES_SEARCH: &[&str] = &[
+pub(crate) const POSTGRES_SEARCH: &[&str] = &[
     "ALTER TABLE endpoints ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ( \
        setweight(to_tsvector('simple', coalesce(name, '')), 'A') || \
        setweight(to_tsvector('simple', coalesce(description, '')), 'B') || \

@@ -187,6 +187,19 @@ async fn pages_render_in_the_site_look(backend: Backend) {
     let empty = browser.get("/search?q=zzzunmatched").await;
     assert!(empty.body.contains("No endpoint matches") && empty.body.contains("/explore"), "a helpful empty state");
 
+    // Owner pages come in pages of 24 like explore; the figures count all the endpoints.
+    for index in 0..29 {
+        hub.endpoint(&alice, json!({"name": format!("Bulk {index}"), "type": "model"})).await;
+    }
+    let first = browser.get("/alice").await;
+    assert!(first.body.contains("<strong>30</strong> endpoints"), "{}", first.body);
+    assert_eq!(first.body.matches("class=\"card\"").count(), 24);
+    assert!(first.body.contains("href=\"/alice?page=2\""));
+    let second = browser.get("/alice?page=2").await;
+    assert_eq!(second.body.matches("class=\"card\"").count(), 6);
+    assert!(second.body.contains("Page 2 of 2") && second.body.contains("href=\"/alice?page=1\""));
+    assert_eq!(browser.get("/alice?page=0").await.status, StatusCode::BAD_REQUEST);
+
     // The PyScript case: a folder with index.html keeps / for itself.
     std::fs::write(hub.dir.path().join("index.html"), "<!doctype html><title>app</title>").unwrap();
     let with_site = TestHub::start_with(backend, |config| config.server.root = hub.dir.path().to_owned()).await;

@@ -173,7 +173,8 @@ pub struct SearchHit {
 /// `POST /api/v1/endpoints/search` body.
 #[derive(Debug, Object)]
 pub struct SearchRequest {
-    /// Free text; words match names, descriptions, tags and READMEs (as prefixes).
+    /// Free text; words match whole words of names, descriptions, tags and READMEs, the last
+    /// word also as a prefix.
     #[oai(validator(max_length = 500))]
     pub query: String,
     /// Most results (1–100, default 10).
@@ -188,7 +189,8 @@ pub struct SearchRequest {
 pub struct SearchResponse {
     /// Best first.
     pub results: Vec<SearchHit>,
-    /// How many endpoints match in all.
+    /// How many endpoints match, counted up to 500 (the most a search ranks: the newest
+    /// matches).
     pub total: u64,
     /// The query as received.
     pub query: String,

@@ -216,8 +216,9 @@ impl RegistryService {
     }
 
     /// Full-text search over public endpoints: the best `top_k` with their relevance, best
-    /// first, and the total number of matches. The backend finds and ranks candidates (three
-    /// times `top_k`); the relevance score decides the final order, backend rank breaking ties.
+    /// first, and the number of matches (counted up to [`search::RANKED_MATCHES`]). The backend
+    /// finds and ranks candidates (three times `top_k`); the relevance score decides the final
+    /// order, backend rank breaking ties.
     pub async fn search(
         &self,
         text: &str,
@@ -273,19 +274,31 @@ impl RegistryService {
         skip: u64,
         limit: u64,
     ) -> Result<Vec<endpoint::Model>> {
+        let query = Self::owner_visible(viewer, owner);
+        Ok(newest_first(query).offset(skip).limit(limit).all(&self.db).await?)
+    }
+
+    /// How many of the owner's endpoints the viewer may see, and their stars together.
+    pub async fn owner_totals(&self, viewer: &Viewer, owner: &Owner) -> Result<(u64, i64)> {
+        let totals: Option<(i64, Option<i64>)> = Self::owner_visible(viewer, owner)
+            .select_only()
+            .column_as(endpoint::Column::Id.count(), "endpoints")
+            .column_as(Expr::col(endpoint::Column::StarsCount).sum().cast_as("BIGINT"), "stars")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let (endpoints, stars) = totals.unwrap_or_default();
+        Ok((u64::try_from(endpoints).unwrap_or_default(), stars.unwrap_or_default()))
+    }
+
+    fn owner_visible(viewer: &Viewer, owner: &Owner) -> Select<endpoint::Entity> {
         let kinds: Vec<&str> =
             viewer.visible_kinds(Self::insider(viewer, owner)).iter().map(|kind| kind.as_str()).collect();
-        let mut query = match owner {
-            Owner::User(user) => endpoint::Entity::find().filter(endpoint::Column::UserId.eq(user.id)),
-            Owner::Organization(organization) => {
-                endpoint::Entity::find().filter(endpoint::Column::OrganizationId.eq(organization.id))
-            }
-        }
-        .filter(endpoint::Column::Visibility.is_in(kinds));
+        let mut query = owned_by(owner).filter(endpoint::Column::Visibility.is_in(kinds));
         if !viewer.is_admin() {
             query = query.filter(endpoint::Column::IsActive.eq(true));
         }
-        Ok(newest_first(query).offset(skip).limit(limit).all(&self.db).await?)
+        query
     }
 
     /// The owner's endpoint with this slug, whoever may see it.

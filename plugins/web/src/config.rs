@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
-    /// Endpoints per page on explore, search and owner pages.
+    /// Endpoints per page on explore and owner pages.
     pub page_size: u64,
 }
 

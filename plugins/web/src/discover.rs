@@ -10,7 +10,7 @@ use poem::{Response, http::Method};
 use serde::Deserialize;
 use thub_plugin_sdk::ApiError;
 use thub_registry::model::EndpointKind;
-use thub_registry::search::words;
+use thub_registry::search::{RANKED_MATCHES, words};
 use thub_registry::{Exploration, Listing, OwnerKind, SortOrder};
 
 use crate::Web;
@@ -105,6 +105,18 @@ fn bad_filter(message: &str) -> ApiError {
     ApiError::bad_request("web.bad_filter", message.to_owned())
 }
 
+/// A `?page=` value: 1 when empty, else a whole number from 1 to 10 000.
+pub(crate) fn page_number(text: &str) -> Result<u64, ApiError> {
+    match text {
+        "" => Ok(1),
+        other => other
+            .parse::<u64>()
+            .ok()
+            .filter(|page| (1..=10_000).contains(page))
+            .ok_or_else(|| bad_filter("Page must be a whole number from 1 to 10000")),
+    }
+}
+
 fn exploration(query: &ExploreQuery, page_size: u64) -> Result<(Exploration, u64), ApiError> {
     let kind = match query.kind.as_str() {
         "" => None,
@@ -122,14 +134,7 @@ fn exploration(query: &ExploreQuery, page_size: u64) -> Result<(Exploration, u64
         "name" => SortOrder::Name,
         _ => return Err(bad_filter("Sort must be stars, updated or name")),
     };
-    let page = match query.page.as_str() {
-        "" => 1,
-        other => other
-            .parse::<u64>()
-            .ok()
-            .filter(|page| (1..=10_000).contains(page))
-            .ok_or_else(|| bad_filter("Page must be a whole number from 1 to 10000"))?,
-    };
+    let page = page_number(&query.page)?;
     let tag = query.tag.trim();
     if tag.chars().count() > 50 {
         return Err(bad_filter("Tags are at most 50 characters"));
@@ -208,6 +213,8 @@ struct SearchPage<'a> {
     query: String,
     hits: Vec<Hit>,
     total: u64,
+    /// The total is the most search counts: there may be more.
+    capped: bool,
 }
 
 /// `GET /search?q=`.
@@ -250,7 +257,8 @@ pub(crate) async fn search(web: Arc<Web>, request: Request) -> Response {
     .await;
     match result {
         Ok((hits, total)) => {
-            let page = SearchPage { frame: &frame, query: text.clone(), hits, total };
+            let capped = total >= RANKED_MATCHES;
+            let page = SearchPage { frame: &frame, query: text.clone(), hits, total, capped };
             frame.render(&page, StatusCode::OK)
         }
         Err(error) => frame.error(&error),

@@ -19,11 +19,9 @@ use thub_registry::pages::render_markdown;
 use thub_registry::{Owner, connections_of, contributors_of, policies_of, tags_of};
 
 use crate::Web;
+use crate::discover::page_number;
 use crate::frame::Frame;
 use crate::views::{Card, initial, kind_label, minute};
-
-/// Most endpoints an owner page lists.
-const OWNER_PAGE_ENDPOINTS: u64 = 100;
 
 /// The fallback.
 pub(crate) struct OwnerPages {
@@ -157,8 +155,20 @@ struct OwnerPage<'a> {
     is_organization: bool,
     can_manage: bool,
     cards: Vec<Card>,
+    total: u64,
     stars: i64,
     members: Vec<Member>,
+    page: u64,
+    pages: u64,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// `?page=` of an owner page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OwnerQuery {
+    page: String,
 }
 
 async fn owner_page(web: Arc<Web>, request: Request, owner_name: &str) -> Response {
@@ -169,9 +179,13 @@ async fn owner_page(web: Arc<Web>, request: Request, owner_name: &str) -> Respon
     let result: Result<Option<OwnerPage>, ApiError> = async {
         let Some(owner) = web.registry.owner(owner_name).await? else { return Ok(None) };
         let viewer = web.registry.viewer(frame.principal.clone()).await?;
-        let endpoints = web.registry.owner_endpoints(&viewer, &owner, 0, OWNER_PAGE_ENDPOINTS).await?;
+        let page = page_number(&request.params::<OwnerQuery>().unwrap_or_default().page)?;
+        let page_size = web.config.page_size;
+        let (total, stars) = web.registry.owner_totals(&viewer, &owner).await?;
+        let endpoints = web.registry.owner_endpoints(&viewer, &owner, (page - 1) * page_size, page_size).await?;
         let owners = endpoints.iter().map(|model| (model.id, owner.name().to_owned())).collect();
-        let stars = endpoints.iter().map(|model| model.stars_count).sum();
+        let pages = total.div_ceil(page_size).max(1);
+        let link = |page: u64| format!("/{}?page={page}", owner.name());
         let (bio, is_organization, can_manage, members) = match &owner {
             Owner::User(user) => (user.full_name.clone(), false, viewer.user_id() == Some(user.id), Vec::new()),
             Owner::Organization(organization) => {
@@ -203,8 +217,13 @@ async fn owner_page(web: Arc<Web>, request: Request, owner_name: &str) -> Respon
             is_organization,
             can_manage,
             cards: Card::many(&endpoints, &owners),
+            total,
             stars,
             members,
+            page,
+            pages,
+            previous: (page > 1).then(|| link(page - 1)),
+            next: (page < pages).then(|| link(page + 1)),
         }))
     }
     .await;

@@ -72,8 +72,8 @@ pub(crate) fn minute(instant: DateTime<Utc>) -> String {
 /// One piece of highlighted text: `(text, matched)`.
 pub(crate) type Segment = (String, bool);
 
-/// Splits `text` into pieces, marking the words that start with one of `words` (lowercase), the
-/// way search matches them (as prefixes of letter-and-digit words).
+/// Splits `text` into pieces, marking the letter-and-digit words that the query `words` match,
+/// as search matches them (whole words, the last query word also as a prefix).
 pub(crate) fn highlight(text: &str, words: &[String]) -> Vec<Segment> {
     let mut segments: Vec<Segment> = Vec::new();
     let mut push = |piece: &str, matched: bool| match segments.last_mut() {
@@ -89,7 +89,7 @@ pub(crate) fn highlight(text: &str, words: &[String]) -> Vec<Segment> {
         let word = &rest[..end];
         if !word.is_empty() {
             let lower = word.to_lowercase();
-            push(word, words.iter().any(|query| lower.starts_with(query.as_str())));
+            push(word, thub_registry::search::matches(words, &lower));
         }
         rest = &rest[end..];
     }
@@ -106,13 +106,13 @@ mod tests {
     use super::highlight;
 
     #[test]
-    fn matched_words_are_marked_as_prefixes() {
-        let words = vec!["vis".to_owned(), "net".to_owned()];
-        let segments = highlight("Vision <b>model</b>, a network!", &words);
+    fn matched_words_are_marked_as_search_matches_them() {
+        let words = vec!["model".to_owned(), "net".to_owned()];
+        let segments = highlight("Vision <b>model</b>, models, a network!", &words);
         let marked: Vec<&str> =
             segments.iter().filter(|(_, matched)| *matched).map(|(text, _)| text.as_str()).collect();
-        assert_eq!(marked, ["Vision", "network"]);
+        assert_eq!(marked, ["model", "network"], "whole words, the last as a prefix");
         let joined: String = segments.iter().map(|(text, _)| text.as_str()).collect();
-        assert_eq!(joined, "Vision <b>model</b>, a network!");
+        assert_eq!(joined, "Vision <b>model</b>, models, a network!");
     }
 }

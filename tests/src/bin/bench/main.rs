@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! scripts/bench                      # every suite: cargo run --release -p thub-tests --bin bench -- all
-//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|hub|wasm|memory ...] [--seconds 5] [--concurrency 16] [--rss-wait 60]
+//! cargo run --release -p thub-tests --bin bench -- [all|accounts|registry|search|web|hub|wasm|memory ...] [--seconds 5] [--concurrency 16] [--rss-wait 60]
 //! ```
 //!
 //! The `memory` suite spawns the real `thub` binary built beside the bench
@@ -11,7 +11,8 @@
 //! `--rss-wait` seconds after the loads.
 //!
 //! One module per suite; each prints a table whose ratio column divides by `GET /health`
-//! measured in the same suite.
+//! measured in the same suite. `search` and `web` also run on PostgreSQL when
+//! `TEST_DATABASE_URL` is set; their catalogue comes from `catalog.rs`.
 //!
 //! The `hub` suite runs the real `thub` binary in its own process, found beside the bench
 //! executable: `cargo build --release -p thub-core --bin thub` first (`scripts/bench` does).
@@ -24,13 +25,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod catalog;
 mod hub;
 mod memory;
 mod registry;
+mod search;
 mod wasm;
+mod web;
 
 /// Every suite, in the order `all` runs them.
-const SUITES: &[&str] = &["accounts", "registry", "hub", "wasm", "memory"];
+const SUITES: &[&str] = &["accounts", "registry", "search", "web", "hub", "wasm", "memory"];
 
 pub(crate) struct Options {
     suites: Vec<String>,
@@ -78,6 +82,8 @@ async fn run(suite: &str, options: &Options) {
     match suite {
         "accounts" => accounts::run(options).await,
         "registry" => registry::run(options).await,
+        "search" => search::run(options).await,
+        "web" => web::run(options).await,
         "hub" => hub::run(options).await,
         "wasm" => wasm::run(options).await,
         "memory" => memory::run(options).await,

@@ -1,4 +1,4 @@
-//! The registry at 10 000 endpoints: browse, trending, owner pages and search.
+//! The registry at 10 000 endpoints: browse, trending and owner pages (search: `search.rs`).
 
 use std::time::Duration;
 
@@ -140,21 +140,6 @@ pub(crate) async fn run(options: &Options) {
         .await,
     );
     results.extend(conditional_reads(&client, &server, &last_owner, options).await);
-    for query in ["vision", "genomics classifier", "translation energy satellite"] {
-        let url = server.url("/api/v1/endpoints/search");
-        let body = serde_json::json!({"query": query, "top_k": 10}).to_string();
-        results.push(
-            measure(
-                &format!("POST /api/v1/endpoints/search \"{query}\""),
-                concurrency,
-                duration,
-                requests(&client, move |http| {
-                    http.post(&url).header("content-type", "application/json").body(body.clone())
-                }),
-            )
-            .await,
-        );
-    }
 
     println!(
         "\n## registry (10 000 endpoints seeded in {:.1} s; {} s per scenario, {} concurrent clients, SQLite)\n",
