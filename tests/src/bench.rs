@@ -189,13 +189,18 @@ impl ThubProcess {
 
     /// Its resident memory (`VmRSS` in /proc/PID/status), in bytes.
     pub fn rss(&self) -> u64 {
+        self.status_kib("VmRSS") * 1024
+    }
+
+    /// A `kB` line of its `/proc/PID/status` (`VmRSS`, `VmHWM`), in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
-        let kilobytes = status
+        status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS line");
-        kilobytes * 1024
+            .find_map(|line| {
+                line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no {field} line in /proc/{}/status", self.child.id()))
     }
 
     /// Bytes it has written to its log so far.
@@ -223,4 +228,24 @@ pub fn raise_open_file_limit(needed: u64) -> (u64, u64) {
         Ok(()) => (soft, wanted),
         Err(_) => (soft, soft),
     }
+}
+
+/// Registers `username` (password [`crate::PASSWORD`]) on the hub at `base` over HTTP and returns
+/// its access token.
+pub async fn register(client: &reqwest::Client, base: &str, username: &str) -> String {
+    let registered: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "full_name": format!("{username} Example"),
+            "password": crate::PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("a JSON answer");
+    registered["access_token"].as_str().unwrap_or_else(|| panic!("{username} not registered: {registered}")).to_owned()
 }

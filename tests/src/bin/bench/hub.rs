@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use thub_tests::bench::{Measurement, TABLE_HEADER, ThubProcess, measure, raise_open_file_limit, requests};
-use thub_tests::{PASSWORD, TestServer};
+use thub_tests::TestServer;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -49,18 +49,7 @@ impl Hub {
         )
         .unwrap();
         let process = ThubProcess::start(folder.path()).await;
-        let registered: serde_json::Value = thub_tests::http_client()
-            .post(process.url("/api/v1/auth/register"))
-            .json(&serde_json::json!({
-                "username": "viewer", "email": "viewer@example.com", "full_name": "Viewer", "password": PASSWORD
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = registered["access_token"].as_str().expect("registered").to_owned();
+        let token = thub_tests::bench::register(&thub_tests::http_client(), &process.url(""), "viewer").await;
         Self { process, _folder: folder, token }
     }
 

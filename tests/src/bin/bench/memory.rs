@@ -4,43 +4,27 @@
 //!
 //! Spawns `thub` from the bench's own folder (`target/release/thub`); `scripts/bench` builds it.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use thub_tests::bench::{Measurement, TABLE_HEADER, get, measure, requests};
+use thub_tests::bench::{Measurement, TABLE_HEADER, ThubProcess, get, measure, requests};
 
 use crate::Options;
 
 pub(crate) async fn run(options: &Options) {
-    let binary = thub_binary();
     let folder = tempfile::tempdir().unwrap();
     // The seeding registers 100 owners from one address.
     std::fs::write(folder.path().join("thub.toml"), "[auth]\nregistrations_per_address_per_minute = 100000\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = std::fs::File::create(folder.path().join("serve.log")).unwrap();
-    let mut command = thub_tests::thub_command(binary.to_str().unwrap(), folder.path());
-    command.args(["serve", "--port", &port.to_string()]).stdout(log.try_clone().unwrap()).stderr(log);
-    let mut child = tokio::process::Command::from(command).kill_on_drop(true).spawn().unwrap();
-    let pid = child.id().expect("thub is running");
-    let base = format!("http://127.0.0.1:{port}");
+    let process = ThubProcess::start(folder.path()).await;
+    let base = process.url("");
     let client = thub_tests::http_client();
-    let started = Instant::now();
-    while !client.get(format!("{base}/health")).send().await.is_ok_and(|response| response.status().is_success()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "thub serve did not answer /health: {}",
-            std::fs::read_to_string(folder.path().join("serve.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // Idle: started and answered, nothing else yet.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = status_kib(pid, "VmRSS");
+    let idle = process.status_kib("VmRSS");
 
     let seeding = Instant::now();
     let last_owner = crate::registry::seed(&client, &base, 100).await;
     let seeded = seeding.elapsed();
-    let after_seeding = status_kib(pid, "VmRSS");
+    let after_seeding = process.status_kib("VmRSS");
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
     let mut results: Vec<Measurement> = Vec::new();
@@ -69,14 +53,14 @@ pub(crate) async fn run(options: &Options) {
             .await,
         );
     }
-    let after_load = status_kib(pid, "VmRSS");
-    let peak = status_kib(pid, "VmHWM");
+    let after_load = process.status_kib("VmRSS");
+    let peak = process.status_kib("VmHWM");
     // Nothing but the bench's own idle connections from now on.
     drop(client);
     eprintln!("resting {} s before the last reading (--rss-wait)", options.rss_wait);
     tokio::time::sleep(Duration::from_secs(options.rss_wait)).await;
-    let rested = status_kib(pid, "VmRSS");
-    child.kill().await.unwrap();
+    let rested = process.status_kib("VmRSS");
+    drop(process);
 
     println!(
         "\n## memory (real `thub` binary, SQLite; 10 000 endpoints seeded in {:.1} s; {} s per load, {} concurrent clients)\n",
@@ -99,25 +83,4 @@ pub(crate) async fn run(options: &Options) {
     ] {
         println!("| {label} | {:.1} | {:.2} |", kib as f64 / 1024.0, kib as f64 / idle.max(1) as f64);
     }
-}
-
-/// `target/<profile>/thub`, beside the bench binary.
-fn thub_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().unwrap().join("thub");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it first (cargo build --release -p thub-core --bin thub)",
-        binary.display()
-    );
-    binary
-}
-
-/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }

@@ -36,21 +36,7 @@ pub(crate) async fn seed(client: &reqwest::Client, base: &str, owners: usize) ->
     let mut last_owner = String::new();
     for owner in 0..owners {
         let name = format!("owner{owner:03}");
-        let registered: serde_json::Value = client
-            .post(format!("{base}/api/v1/auth/register"))
-            .json(&serde_json::json!({
-                "username": name,
-                "email": format!("{name}@example.com"),
-                "full_name": format!("{name} Example"),
-                "password": thub_tests::PASSWORD,
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let bearer = format!("Bearer {}", registered["access_token"].as_str().expect("registered"));
+        let bearer = format!("Bearer {}", thub_tests::bench::register(client, base, &name).await);
         let endpoints: Vec<serde_json::Value> = (0..100)
             .map(|index| {
                 let pick = |offset: usize| WORDS[(owner * 7 + index * 3 + offset) % WORDS.len()];
