@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use sea_orm::ConnectionTrait;
 use thub_core::config::Config;
 use thub_tests::{Backend, TestHub, TestServer};
 
@@ -94,6 +95,13 @@ impl Catalog {
             if self.endpoints.is_multiple_of(20_000) {
                 eprintln!("seeded {} endpoints", self.endpoints);
             }
+        }
+        // PostgreSQL plans from statistics, which autovacuum refreshes a minute or so after a
+        // bulk load; measured right after seeding, the planner would guess 0.5 % of rows match a
+        // word and read every match through the GIN index (148 ms at 100 000 endpoints) instead
+        // of walking the primary key for the newest 500 (0.2 ms). Refresh them as it would.
+        if hub.hub.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            hub.hub.db.execute_unprepared("ANALYZE endpoints").await.expect("ANALYZE");
         }
         self.seeding += started.elapsed();
     }
