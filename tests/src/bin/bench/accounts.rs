@@ -7,7 +7,7 @@ use thub_tests::{Backend, PASSWORD, TestHub};
 
 use crate::Options;
 
-pub async fn run(options: &Options) {
+pub(crate) async fn run(options: &Options) {
     let hub = TestHub::start_now(Backend::Sqlite).await;
     let alice = hub.register("alice").await;
     let service = hub.register("weather-svc").await;

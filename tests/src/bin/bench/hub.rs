@@ -9,7 +9,7 @@ use crate::Options;
 
 /// The PyScript hub: static files, the proxy against a direct call, and channel fan-out to
 /// 1 000 subscribers.
-pub async fn run(options: &Options) {
+pub(crate) async fn run(options: &Options) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 

@@ -32,7 +32,7 @@ const WORDS: &[&str] = &[
 
 /// 10 000 endpoints (100 owners × 100, created through `sync`), then browse, trending, search
 /// and `/{owner}/{slug}`.
-pub async fn run(options: &Options) {
+pub(crate) async fn run(options: &Options) {
     let hub = TestHub::start_at_now_with(Backend::Sqlite, |config| {
         config.auth.registrations_per_address_per_minute = u32::MAX;
     })

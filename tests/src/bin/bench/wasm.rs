@@ -22,7 +22,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
 /// Plugin routes against the native routes, with one client (the latency of one call) and with
 /// `--concurrency` clients (throughput on this machine's cores); middleware on every request;
 /// loading; start-up with a cold compile cache.
-pub async fn run(options: &Options) {
+pub(crate) async fn run(options: &Options) {
     let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm/dist");
     assert!(dist.join("hello/plugin.wasm").is_file(), "build the examples first: scripts/build-wasm-examples");
     let grant = |capabilities: &[&str]| thub_core::config::WasmGrant {
