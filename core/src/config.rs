@@ -322,7 +322,8 @@ pub struct WasmConfig {
     /// Instances alive at once across all plugins, pre-reserved in the pooling allocator (each
     /// slot reserves address space, committed only when used). 0 allocates on demand instead.
     pub pool_instances: u32,
-    /// KiB of each freed instance memory kept mapped and zeroed by hand for the next call.
+    /// KiB of each freed instance memory (and table) kept mapped for the next call, the pages
+    /// the call wrote set back to the image (with `PAGEMAP_SCAN`; without it at most 64 KiB).
     pub pool_keep_resident_kb: usize,
     /// Middleware plugins listed here run first, in this order; the others after, by id.
     pub middleware_order: Vec<String>,

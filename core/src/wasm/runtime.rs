@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use super::bindings::{raw, typed, typed_v2};
 use super::host::{HostState, PluginServices};
@@ -62,9 +62,22 @@ pub(crate) fn engine(settings: &WasmConfig) -> anyhow::Result<Engine> {
 /// with room for the core instances, memories and tables a Python or JavaScript component needs
 /// (a CPython component has about a dozen core instances). Memories are capped at `memory_mb`,
 /// as the per-call limit is; slots are reserved address space, committed only when touched.
+///
+/// What a call costs is mostly what its instance's memory costs: pages it writes are faulted in
+/// (copied from the component's image) and, when the instance is freed, set back. With
+/// `PAGEMAP_SCAN` (Linux 6.7+) the pool finds the pages a call wrote and copies the image back
+/// over just those, keeping them mapped (up to `pool_keep_resident_kb` per memory), so the next
+/// call on that slot takes no page faults; without it, the first `pool_keep_resident_kb` are
+/// reset by hand whether written or not and the rest handed back to the kernel, so the
+/// resident part is then kept small ([`RESIDENT_WITHOUT_PAGEMAP`]).
 fn pool(settings: &WasmConfig) -> PoolingAllocationConfig {
     let instances = settings.pool_instances;
     let memory = usize::try_from(settings.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let mut keep_resident = settings.pool_keep_resident_kb.saturating_mul(1024);
+    let pagemap = PoolingAllocationConfig::is_pagemap_scan_available();
+    if !pagemap {
+        keep_resident = keep_resident.min(RESIDENT_WITHOUT_PAGEMAP);
+    }
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
         .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
@@ -75,9 +88,11 @@ fn pool(settings: &WasmConfig) -> PoolingAllocationConfig {
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_memory_size(memory)
-        // Keep this much of a freed memory mapped and zero it by hand: cheaper than giving
-        // the pages back and faulting them in again on the next call.
-        .linear_memory_keep_resident(settings.pool_keep_resident_kb.saturating_mul(1024));
+        .pagemap_scan(if pagemap { Enabled::Yes } else { Enabled::No })
+        .linear_memory_keep_resident(keep_resident)
+        // Function tables are reset the same way: a CPython component's tables span hundreds
+        // of KiB, faulted in again on every call if handed back.
+        .table_keep_resident(keep_resident);
     pool
 }
 
@@ -85,6 +100,8 @@ fn pool(settings: &WasmConfig) -> PoolingAllocationConfig {
 const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
+/// Without `PAGEMAP_SCAN`, every byte kept resident is reset on every call, written or not.
+const RESIDENT_WITHOUT_PAGEMAP: usize = 64 * 1024;
 
 /// A stable name for this engine's compiled-code format.
 fn engine_key(engine: &Engine) -> String {
@@ -103,10 +120,16 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    pub(crate) fn new(engine: &Engine, bytes: Vec<u8>, cache_dir: &Path) -> Self {
-        let sha256 = hex::encode(Sha256::digest(bytes.as_slice()));
-        let cached = cache_dir.join(format!("{sha256}-{}.cwasm", engine_key(engine)));
-        Self { engine: engine.clone(), bytes, sha256, cached }
+    /// Hashes `bytes` (tens of milliseconds for a big component) on a blocking thread.
+    pub(crate) async fn new(engine: &Engine, bytes: Vec<u8>, cache_dir: &Path) -> anyhow::Result<Self> {
+        let (engine, cache_dir) = (engine.clone(), cache_dir.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let sha256 = hex::encode(Sha256::digest(bytes.as_slice()));
+            let cached = cache_dir.join(format!("{sha256}-{}.cwasm", engine_key(&engine)));
+            Self { engine, bytes, sha256, cached }
+        })
+        .await
+        .context("hashing task")
     }
 
     /// Its size in bytes.
@@ -119,39 +142,62 @@ impl Source {
         self.cached.is_file()
     }
 
-    /// Compiles the component, or loads its cached compiled form, writing the cache on a miss.
-    /// Runs on a blocking thread.
-    pub(crate) async fn compile(self) -> anyhow::Result<(Component, String)> {
+    /// Compiles the component, or loads its cached compiled form, writing the cache on a miss,
+    /// and links it for `world` ([`prepare`]). Runs on a thread of its own at the lowest CPU
+    /// priority: compiling an 18 MB component takes a core for seconds, and the requests the
+    /// hub serves meanwhile come first.
+    pub(crate) async fn compile(self, world: &str) -> anyhow::Result<(Prepared, String)> {
         let Self { engine, bytes, sha256, cached } = self;
-        let component = tokio::task::spawn_blocking(move || -> anyhow::Result<Component> {
-            if cached.is_file() {
-                // SAFETY: `deserialize_file` trusts its input to be wasmtime's own output. This
-                // file is: it was written below by `Component::serialize`, into the host's
-                // private data folder, under a name that binds it to the source's hash and this
-                // engine's compatibility hash; a file that does not deserialize is discarded.
-                #[allow(unsafe_code)]
-                let loaded = unsafe { Component::deserialize_file(&engine, &cached) };
-                match loaded {
-                    Ok(component) => return Ok(component),
-                    Err(error) => {
-                        tracing::warn!(path = %cached.display(), error = %error, "discarding an unusable compiled plugin");
-                        if let Err(error) = std::fs::remove_file(&cached) {
-                            tracing::warn!(path = %cached.display(), error = %error, "cannot remove it");
-                        }
-                    }
+        let world = world.to_owned();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("thub-wasm-compile".to_owned())
+            .spawn(move || {
+                lower_priority();
+                let prepared = load_or_compile(&engine, &bytes, &cached)
+                    .and_then(|component| prepare(&engine, &component, &world));
+                // The receiver is gone only if the load was abandoned.
+                let _ = done.send(prepared);
+            })
+            .context("cannot start a compile thread")?;
+        let prepared = outcome.await.context("the compile thread stopped")??;
+        Ok((prepared, sha256))
+    }
+}
+
+/// The component from the cache, or compiled (and cached).
+fn load_or_compile(engine: &Engine, bytes: &[u8], cached: &Path) -> anyhow::Result<Component> {
+    if cached.is_file() {
+        // SAFETY: `deserialize_file` trusts its input to be wasmtime's own output. This file is:
+        // it was written below by `Component::serialize`, into the host's private data folder,
+        // under a name that binds it to the source's hash and this engine's compatibility hash;
+        // a file that does not deserialize is discarded.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(engine, cached) };
+        match loaded {
+            Ok(component) => return Ok(component),
+            Err(error) => {
+                tracing::warn!(path = %cached.display(), error = %error, "discarding an unusable compiled plugin");
+                if let Err(error) = std::fs::remove_file(cached) {
+                    tracing::warn!(path = %cached.display(), error = %error, "cannot remove it");
                 }
             }
-            let component = Component::new(&engine, bytes.as_slice())
-                .map_err(|error| anyhow::anyhow!("not a valid component: {error:#}"))?;
-            if let Err(error) = write_cache(&component, &cached) {
-                // The plugin works; only the next start compiles it again.
-                tracing::warn!(path = %cached.display(), error = %format!("{error:#}"), "cannot cache a compiled plugin");
-            }
-            Ok(component)
-        })
-        .await
-        .context("compile task")??;
-        Ok((component, sha256))
+        }
+    }
+    let component =
+        Component::new(engine, bytes).map_err(|error| anyhow::anyhow!("not a valid component: {error:#}"))?;
+    if let Err(error) = write_cache(&component, cached) {
+        // The plugin works; only the next start compiles it again.
+        tracing::warn!(path = %cached.display(), error = %format!("{error:#}"), "cannot cache a compiled plugin");
+    }
+    Ok(component)
+}
+
+/// Puts the calling thread at the lowest CPU priority (nice 19; on Linux the nice value is
+/// per thread). Failing to is logged: compiling then competes with requests as equals.
+fn lower_priority() {
+    if let Err(error) = rustix::process::setpriority_process(None, 19) {
+        tracing::warn!(error = %error, "cannot lower the compile thread's priority");
     }
 }
 

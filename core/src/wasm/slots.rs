@@ -181,7 +181,7 @@ impl WasmHost {
             bytes.len() as f64 / f64::from(1 << 20),
             self.config.max_component_mb
         );
-        let source = runtime::Source::new(&self.engine, bytes, &self.cache_dir);
+        let source = runtime::Source::new(&self.engine, bytes, &self.cache_dir).await?;
         self.compiling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(
             manifest.id.clone(),
             Compiling {
@@ -191,7 +191,10 @@ impl WasmHost {
                 from_cache: source.is_cached(),
             },
         );
-        let (component, sha256) = source.compile().await?;
+        let (prepared, sha256) = source
+            .compile(&manifest.world)
+            .await
+            .map_err(|error| anyhow::anyhow!("plugin {}: {error:#}", manifest.id))?;
         if let Some(expected) = &manifest.sha256 {
             anyhow::ensure!(
                 expected.eq_ignore_ascii_case(&sha256),
@@ -199,8 +202,6 @@ impl WasmHost {
                 manifest.id
             );
         }
-        let prepared = runtime::prepare(&self.engine, &component, &manifest.world)
-            .map_err(|error| anyhow::anyhow!("plugin {}: {error:#}", manifest.id))?;
         self.refresh_grants();
         let mut grant = self.grant(&manifest.id);
         for (key, value) in grant.config.iter_mut() {

@@ -21,12 +21,11 @@ pub(super) fn watch(host: std::sync::Weak<WasmHost>) {
     let watched = dir.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
+        if !changes_content(&event.kind) {
+            return;
+        }
         for path in event.paths {
-            // Only a manifest or a component matters: a cargo build in a plugin crate touches
-            // thousands of other files.
-            let relevant = path.file_name().is_some_and(|name| name == "plugin.toml")
-                || path.extension().is_some_and(|extension| extension == "wasm");
-            if !relevant {
+            if !is_plugin_file(&path) {
                 continue;
             }
             if let Some(id) = path
@@ -72,4 +71,52 @@ pub(super) fn watch(host: std::sync::Weak<WasmHost>) {
             }
         }
     });
+}
+
+/// Whether `kind` can change what a plugin is. Opening and reading are not: the host reads the
+/// manifest and the component on every load, and inotify reports those opens, so reacting to
+/// them would reload the plugin again and again (hashing 18 MB each time for a Python one).
+fn changes_content(kind: &notify::EventKind) -> bool {
+    matches!(kind, notify::EventKind::Create(_) | notify::EventKind::Modify(_) | notify::EventKind::Remove(_))
+}
+
+/// Only a manifest or a component matters: a cargo build in a plugin crate touches thousands of
+/// other files.
+fn is_plugin_file(path: &std::path::Path) -> bool {
+    path.file_name().is_some_and(|name| name == "plugin.toml")
+        || path.extension().is_some_and(|extension| extension == "wasm")
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode};
+
+    use super::{changes_content, is_plugin_file};
+
+    #[test]
+    fn reading_a_plugin_is_not_a_change() {
+        for read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+        ] {
+            assert!(!changes_content(&read), "{read:?}");
+        }
+        for change in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(RemoveKind::File),
+        ] {
+            assert!(changes_content(&change), "{change:?}");
+        }
+    }
+
+    #[test]
+    fn only_manifests_and_components_are_plugin_files() {
+        assert!(is_plugin_file(std::path::Path::new("/p/hello/plugin.toml")));
+        assert!(is_plugin_file(std::path::Path::new("/p/hello/plugin.wasm")));
+        assert!(!is_plugin_file(std::path::Path::new("/p/hello/target/debug/build.rs")));
+    }
 }

@@ -63,8 +63,21 @@ fn options() -> Options {
     options
 }
 
-#[tokio::main]
-async fn main() {
+/// Set in a child's environment to make this binary run as `thub` itself: the start-up scenario
+/// spawns the real command line of this very build (`thub_core::cli::main`, all that the `thub`
+/// binary's `main` does), without depending on a separately built binary.
+pub(crate) const RUN_AS_THUB: &str = "BENCH_RUN_AS_THUB";
+
+fn main() -> std::process::ExitCode {
+    if std::env::var_os(RUN_AS_THUB).is_some() {
+        return thub_core::cli::main();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("async runtime");
+    runtime.block_on(bench());
+    std::process::ExitCode::SUCCESS
+}
+
+async fn bench() {
     let options = options();
     for suite in &options.suites {
         match suite.as_str() {
