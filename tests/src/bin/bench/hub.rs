@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use thub_tests::bench::{Measurement, TABLE_HEADER, ThubProcess, measure, raise_open_file_limit, requests};
 use thub_tests::TestServer;
+use thub_tests::bench::{Measurement, TABLE_HEADER, ThubProcess, measure, raise_open_file_limit, requests};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
