@@ -17,6 +17,7 @@ mod m20261126_000007_create_endpoints;
 mod m20261126_000008_create_endpoint_stars;
 mod m20261126_000009_create_wasm_plugin_tables;
 mod m20261130_000010_create_endpoint_search;
+mod m20261130_000011_index_endpoint_orders;
 
 /// Runs the migrations above, in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_create_endpoint_stars::Migration),
             Box::new(m20261126_000009_create_wasm_plugin_tables::Migration),
             Box::new(m20261130_000010_create_endpoint_search::Migration),
+            Box::new(m20261130_000011_index_endpoint_orders::Migration),
         ]
     }
 }
