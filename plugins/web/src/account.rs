@@ -11,8 +11,8 @@ use serde::Deserialize;
 use thub_plugin_sdk::{AccountService, ApiError, LoginForm, LoginPage, Principal, Registration};
 
 use crate::Web;
-use crate::forms::{Button, Field, FormErrors};
-use crate::frame::{Frame, encode_component, safe_next};
+use crate::forms::{Field, FormErrors};
+use crate::frame::{Button, Frame, encode_component, safe_next};
 use crate::views::minute;
 
 /// Error codes of the accounts service that belong to one field.

@@ -1,10 +1,6 @@
-//! Form plumbing: reading a posted form, and turning service errors into messages shown in an
+//! Form plumbing: turning service errors into messages shown in an
 //! error summary at the top and next to each field.
 
-use poem::web::Form;
-use poem::{FromRequest, Request, RequestBody};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use thub_plugin_sdk::ApiError;
 
 use crate::frame::detail_text;
@@ -70,29 +66,6 @@ impl FormErrors {
         entries
     }
 }
-
-/// Parses an `application/x-www-form-urlencoded` body into `T` (whose fields default, so a
-/// missing field is an empty value the form's checks report, not a parse failure).
-pub(crate) async fn parse_form<T: DeserializeOwned>(request: &Request, body: Vec<u8>) -> Result<T, ApiError> {
-    let mut body = RequestBody::new(poem::Body::from(body));
-    Form::<T>::from_request(request, &mut body).await.map(|Form(form)| form).map_err(|_| unreadable())
-}
-
-/// The answer to a body that is not a form.
-pub(crate) fn unreadable() -> ApiError {
-    ApiError::bad_request("web.bad_form", "The form could not be read")
-}
-
-/// The hidden field every form carries: the page's CSRF token.
-#[derive(Deserialize)]
-pub(crate) struct Submitted {
-    #[serde(default)]
-    pub(crate) csrf: String,
-}
-
-/// A form that carries nothing but its CSRF token (a button).
-#[derive(Deserialize, Default)]
-pub(crate) struct Button {}
 
 /// One form control with its label, value and message, for the field partial.
 pub(crate) struct Field {

@@ -4,12 +4,14 @@
 use askama::Template;
 use base64::Engine;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Request, Response};
+use poem::web::Form;
+use poem::{FromRequest, Request, RequestBody, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 use thub_plugin_sdk::{ApiError, Principal, current_request_id, optional_user};
 
-use crate::{Web, forms};
-use serde::de::DeserializeOwned;
+use crate::Web;
 
 /// The CSRF cookie: a random token that every form repeats in a hidden `csrf` field
 /// (double submit). SameSite=Strict, so another site's form never carries it.
@@ -178,13 +180,12 @@ impl Frame {
     /// answer instead (the error page for a body that is not a form, the 403 "form has
     /// expired" page, nothing changed, for a missing or stale token).
     pub(crate) async fn read_form<T: DeserializeOwned>(&self, request: &mut Request) -> Result<T, Response> {
-        let body = request.take_body().into_vec().await.map_err(|_| self.error(&forms::unreadable()))?;
-        let submitted: forms::Submitted =
-            forms::parse_form(request, body.clone()).await.map_err(|error| self.error(&error))?;
+        let body = request.take_body().into_vec().await.map_err(|_| self.error(&unreadable()))?;
+        let submitted: Submitted = parse_form(request, body.clone()).await.map_err(|error| self.error(&error))?;
         if !self.csrf_ok(&submitted.csrf) {
             return Err(self.stale_form());
         }
-        forms::parse_form(request, body).await.map_err(|error| self.error(&error))
+        parse_form(request, body).await.map_err(|error| self.error(&error))
     }
 
     /// An error page for a failure that is not a form message: 404s look like 404s, other 4xx
@@ -262,3 +263,26 @@ pub(crate) fn safe_next(next: &str) -> String {
         "/".to_owned()
     }
 }
+
+/// Parses an `application/x-www-form-urlencoded` body into `T` (whose fields default, so a
+/// missing field is an empty value the form's checks report, not a parse failure).
+async fn parse_form<T: DeserializeOwned>(request: &Request, body: Vec<u8>) -> Result<T, ApiError> {
+    let mut body = RequestBody::new(poem::Body::from(body));
+    Form::<T>::from_request(request, &mut body).await.map(|Form(form)| form).map_err(|_| unreadable())
+}
+
+/// The answer to a body that is not a form.
+fn unreadable() -> ApiError {
+    ApiError::bad_request("web.bad_form", "The form could not be read")
+}
+
+/// The hidden field every form carries: the page's CSRF token.
+#[derive(Deserialize)]
+struct Submitted {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A form that carries nothing but its CSRF token (a button).
+#[derive(Deserialize, Default)]
+pub(crate) struct Button {}

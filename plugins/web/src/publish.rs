@@ -15,8 +15,8 @@ use thub_registry::model::{EndpointDraft, EndpointKind, Visibility};
 use thub_registry::tags_of;
 
 use crate::Web;
-use crate::forms::{Button, Field, FormErrors};
-use crate::frame::{Frame, encode_component};
+use crate::forms::{Field, FormErrors};
+use crate::frame::{Button, Frame, encode_component};
 use crate::views::KINDS;
 
 /// The endpoint form as typed.
