@@ -37,3 +37,35 @@ pub(crate) mod raw {
         },
     });
 }
+
+/// An event as stored in the outbox and handed to raw plugins.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredEvent {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+    pub(crate) occurred_at_ms: u64,
+    pub(crate) data: serde_json::Value,
+}
+
+impl From<StoredEvent> for typed::thub::plugin::types::Event {
+    fn from(stored: StoredEvent) -> Self {
+        Self {
+            kind: stored.kind,
+            id: stored.id,
+            occurred_at_ms: stored.occurred_at_ms,
+            data_json: stored.data.to_string(),
+        }
+    }
+}
+
+impl From<&typed::thub::plugin::types::Event> for StoredEvent {
+    fn from(event: &typed::thub::plugin::types::Event) -> Self {
+        Self {
+            kind: event.kind.clone(),
+            id: event.id.clone(),
+            occurred_at_ms: event.occurred_at_ms,
+            // The host wrote `data_json` from a JSON value; it parses.
+            data: serde_json::from_str(&event.data_json).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}

@@ -17,7 +17,7 @@ use thub_plugin_sdk::{Event, EventOutbox};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::WasmHost;
-use super::bindings::typed;
+use super::bindings::{StoredEvent, typed};
 use super::entity::outbox;
 use super::runtime::Hook;
 
@@ -82,38 +82,6 @@ impl EventOutbox for TransactionalOutbox {
             outbox::Entity::insert_many(rows).exec_without_returning(transaction).await?;
         }
         Ok(())
-    }
-}
-
-/// An event as stored in the outbox and handed to raw plugins.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct StoredEvent {
-    kind: String,
-    id: String,
-    occurred_at_ms: u64,
-    data: serde_json::Value,
-}
-
-impl From<StoredEvent> for typed::thub::plugin::types::Event {
-    fn from(stored: StoredEvent) -> Self {
-        Self {
-            kind: stored.kind,
-            id: stored.id,
-            occurred_at_ms: stored.occurred_at_ms,
-            data_json: stored.data.to_string(),
-        }
-    }
-}
-
-impl From<&typed::thub::plugin::types::Event> for StoredEvent {
-    fn from(event: &typed::thub::plugin::types::Event) -> Self {
-        Self {
-            kind: event.kind.clone(),
-            id: event.id.clone(),
-            occurred_at_ms: event.occurred_at_ms,
-            // The host wrote `data_json` from a JSON value; it parses.
-            data: serde_json::from_str(&event.data_json).unwrap_or(serde_json::Value::Null),
-        }
     }
 }
 

@@ -306,7 +306,7 @@ impl Prepared {
                     }
                     Hook::AfterResponse(..) => return Ok(Ok(Output::Headers(Vec::new()))),
                     Hook::Event(event) => {
-                        ("event", serde_json::to_vec(&super::outbox::StoredEvent::from(event)).unwrap_or_default())
+                        ("event", serde_json::to_vec(&super::bindings::StoredEvent::from(event)).unwrap_or_default())
                     }
                     Hook::Task(name) => ("task", name.as_bytes().to_vec()),
                 };
