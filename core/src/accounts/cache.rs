@@ -134,16 +134,20 @@ impl AuthCache {
         self.lifetime > chrono::Duration::zero()
     }
 
-    /// The principal of session `session_id` of `user_id`, if both are cached and fresh.
-    pub(crate) fn session(&self, session_id: &str, user_id: i64) -> Option<Principal> {
+    /// The state and the time, when entries may be read (the cache is on and, with Redis, its
+    /// subscription is live).
+    fn readable(&self) -> Option<(std::sync::MutexGuard<'_, State>, DateTime<Utc>)> {
         if !self.enabled() {
             return None;
         }
         let now = self.clock.now();
         let state = self.state();
-        if !state.live {
-            return None;
-        }
+        state.live.then_some((state, now))
+    }
+
+    /// The principal of session `session_id` of `user_id`, if both are cached and fresh.
+    pub(crate) fn session(&self, session_id: &str, user_id: i64) -> Option<Principal> {
+        let (state, now) = self.readable()?;
         let owner = state.sessions.get(session_id).filter(|entry| entry.expires > now)?;
         if owner.value != user_id {
             return None;
@@ -154,14 +158,7 @@ impl AuthCache {
 
     /// The active token with this hash and its owner, if both are cached and fresh.
     pub(crate) fn api_token(&self, hash: &str) -> Option<(CachedToken, Arc<user::Model>)> {
-        if !self.enabled() {
-            return None;
-        }
-        let now = self.clock.now();
-        let state = self.state();
-        if !state.live {
-            return None;
-        }
+        let (state, now) = self.readable()?;
         let token = state.tokens.get(hash).filter(|entry| entry.expires > now)?;
         let user = state.users.get(&token.value.user_id).filter(|entry| entry.expires > now)?;
         Some((token.value.clone(), user.value.clone()))
@@ -169,14 +166,7 @@ impl AuthCache {
 
     /// The user row, if cached and fresh.
     pub(crate) fn user(&self, user_id: i64) -> Option<Arc<user::Model>> {
-        if !self.enabled() {
-            return None;
-        }
-        let now = self.clock.now();
-        let state = self.state();
-        if !state.live {
-            return None;
-        }
+        let (state, now) = self.readable()?;
         state.users.get(&user_id).filter(|entry| entry.expires > now).map(|entry| entry.value.clone())
     }
 

@@ -61,22 +61,7 @@ impl EndpointForm {
         if visibility.is_none() {
             errors.add("visibility", "Choose who can see it");
         }
-        let tags: Vec<String> =
-            self.tags.split(',').map(str::trim).filter(|tag| !tag.is_empty()).map(str::to_owned).collect();
-        let draft = EndpointDraft {
-            name: Some(self.name.trim().to_owned()),
-            description: Some(self.description.trim().to_owned()),
-            kind,
-            visibility,
-            version: Some(if self.version.trim().is_empty() {
-                "0.1.0".to_owned()
-            } else {
-                self.version.trim().to_owned()
-            }),
-            readme: Some(self.readme.clone()),
-            tags: Some(tags),
-            ..Default::default()
-        };
+        let draft = EndpointDraft { kind, visibility, ..self.draft_unchecked() };
         if errors.is_empty() { Ok(draft) } else { Err(errors) }
     }
 }

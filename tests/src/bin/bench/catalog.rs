@@ -14,7 +14,8 @@ use sea_orm::ConnectionTrait;
 use thub_core::config::Config;
 use thub_tests::{Backend, TestHub, TestServer};
 
-const VOCABULARY: &[&str] = &[
+/// The words every synthetic endpoint is made of (also the registry suite's).
+pub(crate) const VOCABULARY: &[&str] = &[
     "image",
     "vision",
     "classifier",

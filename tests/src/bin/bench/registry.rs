@@ -6,29 +6,7 @@ use thub_tests::bench::{Attempt, Measurement, TABLE_HEADER, get, measure, reques
 use thub_tests::{Backend, TestHub};
 
 use crate::Options;
-
-const WORDS: &[&str] = &[
-    "image",
-    "vision",
-    "classifier",
-    "language",
-    "model",
-    "weather",
-    "data",
-    "genomics",
-    "chat",
-    "agent",
-    "speech",
-    "translation",
-    "finance",
-    "health",
-    "retrieval",
-    "embedding",
-    "satellite",
-    "traffic",
-    "energy",
-    "audio",
-];
+use crate::catalog::VOCABULARY as WORDS;
 
 /// Registers `owners` owners at `base` (the hub's URL) and gives each 100 endpoints through
 /// `sync`; returns the last owner's name.
