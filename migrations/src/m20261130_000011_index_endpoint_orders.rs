@@ -1,7 +1,6 @@
-//! Indexes for an owner's endpoints newest first (`/{owner}` pages, `GET /api/v1/endpoints`), so
-//! a page is read in order instead of sorting every row of the owner. Discovery by name has no
-//! index on purpose: with one, SQLite walks it in name order to filter a rare type
-//! (`/explore?type=agent&sort=name` went from 68 to 116 ms p99 at 10 000 endpoints).
+//! Indexes for the listing orders that had none, so a page is read in order instead of sorting
+//! every candidate row: discovery by name (`/explore?sort=name`), and an owner's endpoints newest
+//! first (`/{owner}` pages, `GET /api/v1/endpoints`). Discovery by type is migration 12's.
 
 use sea_orm_migration::prelude::*;
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use poem::test::TestClient;
 use serde_json::json;
 use thub_core::Hub;
@@ -103,4 +103,51 @@ async fn another_instance_shows_a_change_within_the_listing_lifetime(backend: Ba
     first.clock.advance(chrono::Duration::seconds(5));
     let (_, _, after) = read(&on_second, "/api/v1/endpoints/public", None).await;
     assert!(after.contains("\"slug\":\"model\""), "{after}");
+}
+
+on_every_backend!(discoveries_change_with_the_registry);
+
+/// What explore and search find is cached for every viewer: each change on the instance shows on
+/// the next read, stars, new endpoints and an organization's suspension included.
+async fn discoveries_change_with_the_registry(backend: Backend) {
+    let hub = TestHub::start(backend).await;
+    let client = hub.client();
+    let alice = hub.register("alice").await;
+    let bob = hub.register("bob").await;
+    let admin = hub.admin("root").await;
+    let model = hub.endpoint(&alice, json!({"name": "Quokka Model", "type": "model"})).await;
+    let search = async || hub.post_json(None, "/api/v1/endpoints/search", json!({"query": "quokka"})).await.1;
+    let explore = async || {
+        let response = client.get("/explore?sort=updated").header("accept", "text/html").send().await;
+        response.0.into_body().into_string().await.unwrap()
+    };
+    let found = search().await;
+    assert_eq!((found["total"].as_u64(), found["results"][0]["stars_count"].as_i64()), (Some(1), Some(0)), "{found}");
+    assert!(explore().await.contains("Quokka Model"));
+
+    let star = format!("/api/v1/endpoints/{}/star", model["id"]);
+    assert_eq!(hub.post_json(Some(&bob), &star, json!({})).await.1["changed"], true);
+    assert_eq!(search().await["results"][0]["stars_count"], 1, "a star shows at once");
+
+    let (_, org) = hub.post_json(Some(&bob), "/api/v1/organizations/", json!({"name": "Zoo", "slug": "zoo"})).await;
+    let org_id = org["id"].as_i64().unwrap();
+    let (status, _) = hub
+        .post_json(
+            Some(&bob),
+            &format!("/api/v1/endpoints?organization_id={org_id}"),
+            json!({"name": "Quokka Keeper", "type": "agent"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(search().await["total"], 2, "a new endpoint shows at once");
+    assert!(explore().await.contains("Quokka Keeper"));
+
+    // A suspension announces no event; this instance still shows it on the next read.
+    let org_admin = format!("/api/v1/organizations/{org_id}/admin");
+    for (active, total) in [(false, 1), (true, 2)] {
+        let (status, _) = hub.send_json(Method::PATCH, Some(&admin), &org_admin, json!({"is_active": active})).await;
+        assert_eq!(status, 200);
+        assert_eq!(search().await["total"], total, "organization active: {active}");
+        assert_eq!(explore().await.contains("Quokka Keeper"), active);
+    }
 }

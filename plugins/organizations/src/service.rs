@@ -2,6 +2,7 @@
 //! last-owner rule, slugs shared with usernames. No HTTP types.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -90,6 +91,8 @@ pub struct OrganizationService {
     accounts: Arc<dyn AccountDirectory>,
     events: EventBus,
     clock: Arc<dyn Clock>,
+    /// Suspensions and restorations made by this instance (see [`OrganizationService::suspensions`]).
+    suspensions: AtomicU64,
 }
 
 type Result<T> = std::result::Result<T, OrganizationsError>;
@@ -152,7 +155,7 @@ impl OrganizationService {
         events: EventBus,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { db, accounts, events, clock }
+        Self { db, accounts, events, clock, suspensions: AtomicU64::new(0) }
     }
 
     // ----- look-ups for other plugins -----
@@ -384,7 +387,15 @@ impl OrganizationService {
         let mut changed: organization::ActiveModel = current.into();
         changed.is_active = Set(active);
         changed.updated_at = Set(self.clock.now());
-        Ok(changed.update(&self.db).await?)
+        let updated = changed.update(&self.db).await?;
+        self.suspensions.fetch_add(1, Ordering::SeqCst);
+        Ok(updated)
+    }
+
+    /// How many suspensions and restorations this instance has made: readers that cache what
+    /// [`OrganizationService::suspended_ids`] hides compare it to know theirs is stale.
+    pub fn suspensions(&self) -> u64 {
+        self.suspensions.load(Ordering::SeqCst)
     }
 
     // ----- members -----

@@ -1,7 +1,6 @@
 //! `/api/v1/endpoints`: parse → authorize → call the service → map the error. The only module
 //! of this plugin that knows HTTP (besides the owner pages in `pages`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +16,7 @@ use thub_plugin_sdk::{
 };
 
 use crate::entity::endpoint;
-use crate::listings::{CachedJson, to_json_bytes};
+use crate::listings::{CachedJson, Page, to_json_bytes};
 use crate::model::{
     ConnectionItem, EndpointDraft, EndpointKind, MAX_CONTRIBUTORS, MAX_TAGS, PolicyItem, Readme, SemanticVersion, Tag,
     Visibility,
@@ -392,9 +391,9 @@ impl EndpointsApi {
         let page = self
             .service
             .listings()
-            .page(key, async || {
+            .fetch(key, async || {
                 let found = self.service.list_public(Listing { skip, limit, kind }).await?;
-                Ok::<_, ApiError>(to_json_bytes(&self.public_shapes(found).await?))
+                Ok::<_, ApiError>(Page::new(to_json_bytes(&self.public_shapes(found).await?)))
             })
             .await?;
         Ok(CachedJson::new(page, request))
@@ -422,9 +421,9 @@ impl EndpointsApi {
         let page = self
             .service
             .listings()
-            .page(key, async || {
+            .fetch(key, async || {
                 let found = self.service.trending(Listing { skip, limit, kind }, min_stars).await?;
-                Ok::<_, ApiError>(to_json_bytes(&self.public_shapes(found).await?))
+                Ok::<_, ApiError>(Page::new(to_json_bytes(&self.public_shapes(found).await?)))
             })
             .await?;
         Ok(CachedJson::new(page, request))
@@ -434,19 +433,17 @@ impl EndpointsApi {
     #[oai(path = "/search", method = "post")]
     async fn search(&self, body: Json<SearchRequest>) -> Result<Json<SearchResponse>, ApiError> {
         let top_k = body.0.top_k.unwrap_or_default().get();
-        let (hits, total) = self.service.search(&body.0.query, body.0.kind, top_k).await?;
-        let models: Vec<endpoint::Model> = hits.iter().map(|(model, _)| model.clone()).collect();
-        let scores: HashMap<i64, f64> = hits.iter().map(|(model, score)| (model.id, *score)).collect();
-        let ids: Vec<i64> = models.iter().map(|model| model.id).collect();
-        let shapes = self.public_shapes(models).await?;
-        let results = shapes
-            .into_iter()
-            .zip(ids)
-            .map(|(shape, id)| SearchHit {
-                relevance_score: scores.get(&id).copied().unwrap_or_default(),
-                endpoint: shape,
+        let found = self.service.search(&body.0.query, body.0.kind, top_k).await?;
+        let results = found
+            .endpoints
+            .iter()
+            .zip(&found.scores)
+            .filter_map(|(model, score)| {
+                let owner = found.owners.get(&model.id)?.clone();
+                Some(SearchHit { relevance_score: *score, endpoint: EndpointPublicResponse::new(model.clone(), owner) })
             })
             .collect();
+        let total = found.total;
         Ok(Json(SearchResponse { results, total, query: body.0.query }))
     }
 

@@ -10,10 +10,11 @@ pub struct RegistryConfig {
     pub max_readme_chars: usize,
     /// Most endpoints one `POST /api/v1/endpoints/sync` may carry.
     pub max_sync_endpoints: usize,
-    /// How long an anonymous public listing (browse, trending, owner pages) is served from
-    /// memory: the longest a change made on another instance takes to show here. 0: off.
+    /// How long an anonymous public listing (browse, trending, owner pages) and what discovery
+    /// finds (explore, search) are served from memory: the longest a change made on another
+    /// instance takes to show here. 0: off.
     pub listing_cache_seconds: u64,
-    /// Most bytes of cached listings.
+    /// Most bytes each of the two caches (answers, discoveries) holds.
     pub listing_cache_bytes: usize,
 }
 

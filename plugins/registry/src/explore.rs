@@ -1,11 +1,17 @@
 //! Browsing public endpoints with filters (kind, tag, owner kind), a sort order and a total for
-//! pagination: what the web's explore page asks. No HTTP types.
+//! pagination: what the web's explore and home pages ask. What is found is the same for every
+//! viewer (public, active endpoints only), so it is kept in the discovery cache
+//! ([`crate::listings`]). No HTTP types.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::endpoint;
 use crate::error::RegistryError;
+use crate::listings::Weigh;
 use crate::model::EndpointKind;
 use crate::service::{RegistryService, newest_first};
 
@@ -47,9 +53,47 @@ pub struct Exploration {
     pub limit: u64,
 }
 
+/// Public endpoints as discovery found them, with their owners' `/{owner}` names and how many
+/// match in all.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// The endpoints, in order.
+    pub endpoints: Vec<endpoint::Model>,
+    /// Each endpoint's relevance in [0, 1], in the same order (search only, else empty).
+    pub scores: Vec<f64>,
+    /// `/{owner}` name by endpoint id.
+    pub owners: HashMap<i64, String>,
+    /// How many match (search: counted up to [`crate::search::RANKED_MATCHES`]).
+    pub total: u64,
+}
+
+impl Weigh for Discovered {
+    fn bytes(&self) -> usize {
+        // The text an endpoint holds, and a little for the rest of its row and its owner.
+        let text = |model: &endpoint::Model| {
+            model.name.len()
+                + model.slug.len()
+                + model.description.len()
+                + model.readme.len()
+                + model.tags.len()
+                + model.contributors.len()
+                + model.policies.len()
+                + model.connect.len()
+                + model.version.len()
+        };
+        self.endpoints.iter().map(|model| text(model) + 256).sum::<usize>() + 64
+    }
+}
+
 impl RegistryService {
     /// Public endpoints matching the filters, in the asked order, and how many match in all.
-    pub async fn explore(&self, exploration: &Exploration) -> Result<(Vec<endpoint::Model>, u64), RegistryError> {
+    pub async fn explore(&self, exploration: &Exploration) -> Result<Arc<Discovered>, RegistryError> {
+        self.discoveries()
+            .fetch(format!("explore {exploration:?}"), async || self.explore_uncached(exploration).await)
+            .await
+    }
+
+    async fn explore_uncached(&self, exploration: &Exploration) -> Result<Discovered, RegistryError> {
         let hidden = self.suspended_organizations().await?;
         let mut query = self.discoverable(exploration.kind, &hidden);
         if let Some(tag) = exploration.tag.as_deref().map(str::trim).filter(|tag| !tag.is_empty()) {
@@ -70,13 +114,8 @@ impl RegistryService {
             SortOrder::Updated => newest_first(query),
             SortOrder::Name => query.order_by_asc(endpoint::Column::Name).order_by_asc(endpoint::Column::Id),
         };
-        let page = query.offset(exploration.skip).limit(exploration.limit).all(self.connection()).await?;
-        Ok((page, total))
-    }
-
-    /// How many public endpoints anyone can discover.
-    pub async fn public_count(&self) -> Result<u64, RegistryError> {
-        let hidden = self.suspended_organizations().await?;
-        Ok(self.discoverable(None, &hidden).count(self.connection()).await?)
+        let endpoints = query.offset(exploration.skip).limit(exploration.limit).all(self.connection()).await?;
+        let owners = self.owner_names(&endpoints).await?;
+        Ok(Discovered { endpoints, scores: Vec::new(), owners, total })
     }
 }

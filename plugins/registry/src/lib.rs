@@ -33,7 +33,7 @@ use thub_plugin_sdk::{Mount, Plugin, PluginContext, PluginError};
 pub use api::EndpointsApi;
 pub use config::RegistryConfig;
 pub use error::RegistryError;
-pub use explore::{Exploration, OwnerKind, SortOrder};
+pub use explore::{Discovered, Exploration, OwnerKind, SortOrder};
 pub use service::{Listing, Owner, RegistryService, connections_of, contributors_of, policies_of, tags_of};
 
 /// The registry plugin.
@@ -54,7 +54,7 @@ impl Plugin for RegistryPlugin {
             context.clock.clone(),
             config,
         ));
-        service.listings().follow(&context.events);
+        service.follow(&context.events);
         context.provide(service.clone());
         Ok(Mount {
             api: EndpointsApi::new(service.clone()),

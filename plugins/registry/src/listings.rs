@@ -1,17 +1,21 @@
-//! The cache of anonymous public listings: browse (`/api/v1/endpoints/public`), trending and
-//! the JSON owner pages, as serialised bodies with their ETag, so a repeated read costs neither
-//! a query nor a serialisation, and a client that has the body gets `304 Not Modified`.
+//! The caches of public listings, both [`ListingCache`]s:
+//! - answers: browse (`/api/v1/endpoints/public`), trending and the JSON owner pages for
+//!   anonymous callers, as serialised bodies with their ETag ([`Page`]), so a repeated read costs
+//!   neither a query nor a serialisation, and a client that has the body gets `304 Not Modified`;
+//! - discoveries: what explore, search and the home page find ([`crate::Discovered`]), the same
+//!   for every viewer (public endpoints only), so the web's pages cost no query when repeated.
 //!
-//! Only answers that are the same for every anonymous caller are kept. Staleness:
+//! Only what is the same for every caller of its kind is kept. Staleness:
 //! - on this instance none: every change to the registry (its own writes, stars) empties the
-//!   cache right after its commit, and every event on the bus (organizations, deleted users,
-//!   plugins) does too;
-//! - changes made by another instance, or that no event announces (a renamed user, a suspended
-//!   organization), show here within `[plugins.registry] listing_cache_seconds` (default 2 s,
+//!   caches right after its commit, an organization suspended or restored here empties them
+//!   before the next read (`RegistryService::forget_suspended`), and every event on the bus
+//!   (organizations, deleted users, plugins) does too;
+//! - changes made by another instance, or that no event announces (a renamed user), show here
+//!   within `[plugins.registry] listing_cache_seconds` (default 2 s,
 //!   on the injected clock), the lifetime of an entry.
 //!
-//! Bounded: at most `listing_cache_bytes` of bodies; past that the cache is emptied and refills
-//! with what is asked next.
+//! Bounded: each cache holds at most `listing_cache_bytes` (what its entries [`Weigh`]); past
+//! that it is emptied and refills with what is asked next.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -34,12 +38,24 @@ pub struct Page {
     etag: String,
 }
 
-/// The cache (see the module documentation).
-pub struct ListingCache {
+/// What an entry costs against its cache's byte budget.
+pub trait Weigh {
+    /// About how many bytes the entry holds.
+    fn bytes(&self) -> usize;
+}
+
+impl Weigh for Page {
+    fn bytes(&self) -> usize {
+        self.body.len()
+    }
+}
+
+/// A cache of `V`s (see the module documentation).
+pub struct ListingCache<V = Page> {
     lifetime: chrono::Duration,
     max_bytes: usize,
     clock: Arc<dyn Clock>,
-    state: Mutex<State>,
+    state: Mutex<State<V>>,
 }
 
 /// A cached JSON answer of `T`'s schema: the body, or `304` when the client's `If-None-Match`
@@ -50,16 +66,22 @@ pub struct CachedJson<T> {
     schema: PhantomData<fn() -> T>,
 }
 
-#[derive(Default)]
-struct State {
+struct State<V> {
     /// Bumped whenever the cache is emptied, so a fill that read before a change is dropped.
     generation: u64,
     bytes: usize,
-    pages: HashMap<String, (Arc<Page>, DateTime<Utc>)>,
+    entries: HashMap<String, (Arc<V>, DateTime<Utc>)>,
+}
+
+impl<V> Default for State<V> {
+    fn default() -> Self {
+        Self { generation: 0, bytes: 0, entries: HashMap::new() }
+    }
 }
 
 impl Page {
-    fn new(body: Vec<u8>) -> Self {
+    /// `body` with its tag.
+    pub fn new(body: Vec<u8>) -> Self {
         // A tag from the bytes themselves: every instance gives the same body the same tag.
         let mut hasher = std::hash::DefaultHasher::new();
         body.hash(&mut hasher);
@@ -83,8 +105,8 @@ impl Page {
     }
 }
 
-impl ListingCache {
-    /// Entries live `seconds` (0: nothing is cached); at most `max_bytes` of bodies.
+impl<V: Weigh + Send + Sync + 'static> ListingCache<V> {
+    /// Entries live `seconds` (0: nothing is cached); at most `max_bytes` of them.
     pub fn new(seconds: u64, max_bytes: usize, clock: Arc<dyn Clock>) -> Self {
         Self {
             lifetime: chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000)),
@@ -94,7 +116,7 @@ impl ListingCache {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State<V>> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -115,52 +137,55 @@ impl ListingCache {
         });
     }
 
-    /// Forgets every page: something they may show changed.
+    /// Forgets every entry: something they may show changed.
     pub fn clear(&self) {
         let mut state = self.state();
         state.generation += 1;
         state.bytes = 0;
-        state.pages.clear();
+        state.entries.clear();
     }
 
-    /// The page under `key`, from the cache or made by `make` (whose error is passed on).
-    pub async fn page<E>(&self, key: String, make: impl AsyncFnOnce() -> Result<Vec<u8>, E>) -> Result<Arc<Page>, E> {
+    /// The entry under `key`, from the cache or made by `make` (whose error is passed on).
+    pub async fn fetch<E>(&self, key: String, make: impl AsyncFnOnce() -> Result<V, E>) -> Result<Arc<V>, E> {
         if self.lifetime <= chrono::Duration::zero() {
-            return Ok(Arc::new(Page::new(make().await?)));
+            return Ok(Arc::new(make().await?));
         }
         let generation = {
             let now = self.clock.now();
             let state = self.state();
-            if let Some((page, expires)) = state.pages.get(&key)
+            if let Some((entry, expires)) = state.entries.get(&key)
                 && *expires > now
             {
-                return Ok(page.clone());
+                return Ok(entry.clone());
             }
             state.generation
         };
-        let page = Arc::new(Page::new(make().await?));
+        let entry = Arc::new(make().await?);
+        // Keys count too: they come from callers (a search's words, a tag).
+        let bytes = entry.bytes() + key.len();
         let mut state = self.state();
-        if state.generation == generation && page.body.len() <= self.max_bytes {
-            if state.bytes + page.body.len() > self.max_bytes {
-                state.pages.clear();
+        if state.generation == generation && bytes <= self.max_bytes {
+            if state.bytes + bytes > self.max_bytes {
+                state.entries.clear();
                 state.bytes = 0;
             }
-            state.bytes += page.body.len();
+            state.bytes += bytes;
             let expires = self.clock.now() + self.lifetime;
-            if let Some((replaced, _)) = state.pages.insert(key, (page.clone(), expires)) {
-                state.bytes -= replaced.body.len();
+            let key_bytes = key.len();
+            if let Some((replaced, _)) = state.entries.insert(key, (entry.clone(), expires)) {
+                state.bytes -= replaced.bytes() + key_bytes;
             }
         }
-        Ok(page)
+        Ok(entry)
     }
 
-    /// Whether a fresh page is held under `key`.
+    /// Whether a fresh entry is held under `key`.
     pub fn holds(&self, key: &str) -> bool {
         let now = self.clock.now();
-        self.state().pages.get(key).is_some_and(|(_, expires)| *expires > now)
+        self.state().entries.get(key).is_some_and(|(_, expires)| *expires > now)
     }
 
-    /// How many bytes of bodies are held.
+    /// How many bytes of entries are held.
     pub fn bytes(&self) -> usize {
         self.state().bytes
     }
@@ -214,7 +239,7 @@ mod tests {
 
     use thub_plugin_sdk::ManualClock;
 
-    use super::ListingCache;
+    use super::{ListingCache, Page};
 
     fn cache(seconds: u64, max_bytes: usize) -> (ListingCache, ManualClock) {
         let clock = ManualClock::new(chrono::Utc::now());
@@ -222,7 +247,8 @@ mod tests {
     }
 
     async fn page(cache: &ListingCache, key: &str, body: &str) -> String {
-        let page = cache.page(key.to_owned(), async || Ok::<_, ()>(body.as_bytes().to_vec())).await.unwrap();
+        let page =
+            cache.fetch(key.to_owned(), async || Ok::<_, ()>(Page::new(body.as_bytes().to_vec()))).await.unwrap();
         String::from_utf8(page.body.to_vec()).unwrap()
     }
 
@@ -241,9 +267,9 @@ mod tests {
     async fn a_fill_that_raced_a_change_is_not_kept() {
         let (cache, _clock) = cache(60, 1024);
         let raced = cache
-            .page("a".to_owned(), async || {
+            .fetch("a".to_owned(), async || {
                 cache.clear();
-                Ok::<_, ()>(b"read before the change".to_vec())
+                Ok::<_, ()>(Page::new(b"read before the change".to_vec()))
             })
             .await
             .unwrap();

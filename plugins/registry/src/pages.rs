@@ -21,6 +21,7 @@ use thub_plugin_sdk::{ApiError, Fallback, optional_user, page};
 use crate::access::Viewer;
 use crate::api::{EndpointPublicResponse, EndpointResponse};
 use crate::error::RegistryError;
+use crate::listings::Page;
 use crate::service::{Owner, RegistryService};
 
 const HIGHLIGHT: ClassStyle = ClassStyle::SpacedPrefixed { prefix: "hl-" };
@@ -81,9 +82,9 @@ impl Fallback for OwnerPages {
         let page = self
             .service
             .listings()
-            .page(key, async || {
+            .fetch(key, async || {
                 let response = self.answer(&request).await?;
-                Ok::<_, poem::Error>(response.into_body().into_vec().await?)
+                Ok::<_, poem::Error>(Page::new(response.into_body().into_vec().await?))
             })
             .await?;
         Ok(page.respond(&request))

@@ -89,17 +89,16 @@ pub fn words(query: &str) -> Vec<String> {
     words
 }
 
-/// Public, active endpoints matching `query`, best first by the backend's rank, at most
+/// Public, active endpoints matching the query's `words` (see [`words`]), best first by the backend's rank, at most
 /// `limit`; and how many match, counted up to [`RANKED_MATCHES`]. `hidden_organizations` are
 /// suspended organizations whose endpoints never show.
 pub(crate) async fn search(
     db: &DatabaseConnection,
-    query: &str,
+    words: &[String],
     kind: Option<EndpointKind>,
     hidden_organizations: &[i64],
     limit: u64,
 ) -> Result<(Vec<Hit>, u64), sea_orm::DbErr> {
-    let words = words(query);
     if words.is_empty() {
         return Ok((Vec::new(), 0));
     }
@@ -107,7 +106,7 @@ pub(crate) async fn search(
     let mut values: Vec<Value> = Vec::new();
     let sql = match backend {
         DbBackend::Postgres => {
-            values.push(terms(&words, ":*", " | ").into());
+            values.push(terms(words, ":*", " | ").into());
             let mut filters = String::new();
             if let Some(kind) = kind {
                 values.push(kind.as_str().into());

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -19,7 +20,8 @@ use crate::access::Viewer;
 use crate::config::RegistryConfig;
 use crate::entity::endpoint;
 use crate::error::RegistryError;
-use crate::listings::ListingCache;
+use crate::explore::Discovered;
+use crate::listings::{ListingCache, Page};
 use crate::model::{self, EndpointDraft, EndpointKind, Problem, Visibility};
 use crate::search::{self, Hit};
 
@@ -71,7 +73,10 @@ pub struct RegistryService {
     events: EventBus,
     clock: Arc<dyn Clock>,
     config: RegistryConfig,
-    listings: Arc<ListingCache>,
+    listings: Arc<ListingCache<Page>>,
+    discoveries: Arc<ListingCache<Discovered>>,
+    /// [`OrganizationService::suspensions`] when the caches were last checked against it.
+    suspensions_seen: AtomicU64,
 }
 
 /// Field problems as a 422 list (`policies.0.type` → `["body", "policies", 0, "type"]`).
@@ -103,19 +108,44 @@ impl RegistryService {
         clock: Arc<dyn Clock>,
         config: RegistryConfig,
     ) -> Self {
-        let listings =
-            Arc::new(ListingCache::new(config.listing_cache_seconds, config.listing_cache_bytes, clock.clone()));
-        Self { db, accounts, organizations, events, clock, config, listings }
+        let (seconds, bytes) = (config.listing_cache_seconds, config.listing_cache_bytes);
+        let listings = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
+        let discoveries = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
+        let suspensions_seen = AtomicU64::new(organizations.suspensions());
+        Self { db, accounts, organizations, events, clock, config, listings, discoveries, suspensions_seen }
     }
 
-    /// The cache of anonymous public listings.
-    pub fn listings(&self) -> &Arc<ListingCache> {
+    /// The cache of anonymous public listings' answers.
+    pub fn listings(&self) -> &Arc<ListingCache<Page>> {
+        self.forget_suspended();
         &self.listings
+    }
+
+    /// The cache of what discovery (explore, search) finds.
+    pub(crate) fn discoveries(&self) -> &Arc<ListingCache<Discovered>> {
+        self.forget_suspended();
+        &self.discoveries
+    }
+
+    /// Empties the caches when this instance suspended or restored an organization since they
+    /// were last read: no event announces it, and its endpoints must vanish (or return) at once.
+    fn forget_suspended(&self) {
+        let suspensions = self.organizations.suspensions();
+        if self.suspensions_seen.swap(suspensions, Ordering::SeqCst) != suspensions {
+            self.listings_changed();
+        }
+    }
+
+    /// Empties both caches whenever an event is published on `events`.
+    pub fn follow(&self, events: &EventBus) {
+        self.listings.follow(events);
+        self.discoveries.follow(events);
     }
 
     /// Tells the registry that what public listings show changed (a star, after its commit).
     pub fn listings_changed(&self) {
         self.listings.clear();
+        self.discoveries.clear();
     }
 
     /// The hub database (for sibling modules' queries).
@@ -218,16 +248,17 @@ impl RegistryService {
     /// Full-text search over public endpoints: the best `top_k` with their relevance, best
     /// first, and the number of matches (counted up to [`search::RANKED_MATCHES`]). The backend
     /// finds and ranks candidates (three times `top_k`); the relevance score decides the final
-    /// order, backend rank breaking ties.
-    pub async fn search(
-        &self,
-        text: &str,
-        kind: Option<EndpointKind>,
-        top_k: u64,
-    ) -> Result<(Vec<(endpoint::Model, f64)>, u64)> {
+    /// order, backend rank breaking ties. Kept in the discovery cache by the query's words.
+    pub async fn search(&self, text: &str, kind: Option<EndpointKind>, top_k: u64) -> Result<Arc<Discovered>> {
+        let words = search::words(text);
+        let key = format!("search {kind:?} {top_k} {}", words.join(" "));
+        self.discoveries().fetch(key, async || self.search_uncached(&words, kind, top_k).await).await
+    }
+
+    async fn search_uncached(&self, words: &[String], kind: Option<EndpointKind>, top_k: u64) -> Result<Discovered> {
         let hidden = self.organizations.suspended_ids().await?;
         let (hits, total) =
-            search::search(&self.db, text, kind, &hidden, Ord::max(top_k.saturating_mul(3), 30)).await?;
+            search::search(&self.db, words, kind, &hidden, Ord::max(top_k.saturating_mul(3), 30)).await?;
         let ids: Vec<i64> = hits.iter().map(|hit| hit.id).collect();
         let mut found: HashMap<i64, endpoint::Model> = endpoint::Entity::find()
             .filter(endpoint::Column::Id.is_in(ids))
@@ -236,19 +267,20 @@ impl RegistryService {
             .into_iter()
             .map(|model| (model.id, model))
             .collect();
-        let words = search::words(text);
         let mut results: Vec<(endpoint::Model, f64)> = hits
             .into_iter()
             .filter_map(|Hit { id }| found.remove(&id))
             .map(|model| {
-                let score = search::relevance(&words, [&model.name, &model.tags, &model.description, &model.readme]);
+                let score = search::relevance(words, [&model.name, &model.tags, &model.description, &model.readme]);
                 (model, score)
             })
             .collect();
         // A stable sort keeps the backend's rank among equal scores.
         results.sort_by(|left, right| right.1.total_cmp(&left.1));
         results.truncate(top_k as usize);
-        Ok((results, total))
+        let (endpoints, scores): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let owners = self.owner_names(&endpoints).await?;
+        Ok(Discovered { endpoints, scores, owners, total })
     }
 
     /// The owner at `/{name}`: a user (active or not), else an active organization.
@@ -381,7 +413,7 @@ impl RegistryService {
             };
             let event = self.record(&transaction, "endpoint.created", &created).await?;
             transaction.commit().await?;
-            self.listings.clear();
+            self.listings_changed();
             event.publish();
             return Ok(created);
         }
@@ -438,7 +470,7 @@ impl RegistryService {
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
-        self.listings.clear();
+        self.listings_changed();
         event.publish();
         Ok(updated)
     }
@@ -454,7 +486,7 @@ impl RegistryService {
         endpoint::Entity::delete_by_id(id).exec(&transaction).await?;
         let event = self.record(&transaction, "endpoint.deleted", &current).await?;
         transaction.commit().await?;
-        self.listings.clear();
+        self.listings_changed();
         event.publish();
         Ok(())
     }
@@ -521,7 +553,7 @@ impl RegistryService {
         let event = json!({"user_id": actor.user_id, "created": created.len(), "deleted": deleted});
         let event = self.events.record(&transaction, "endpoint.synced", event).await?;
         transaction.commit().await?;
-        self.listings.clear();
+        self.listings_changed();
         event.publish();
         Ok((created, deleted))
     }
@@ -546,7 +578,7 @@ impl RegistryService {
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
-        self.listings.clear();
+        self.listings_changed();
         event.publish();
         Ok(updated)
     }

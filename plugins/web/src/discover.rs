@@ -11,7 +11,7 @@ use serde::Deserialize;
 use thub_plugin_sdk::ApiError;
 use thub_registry::model::EndpointKind;
 use thub_registry::search::{RANKED_MATCHES, words};
-use thub_registry::{Exploration, Listing, OwnerKind, SortOrder};
+use thub_registry::{Exploration, OwnerKind, SortOrder};
 
 use crate::Web;
 use crate::frame::{Frame, encode_component};
@@ -38,17 +38,14 @@ pub(crate) async fn home(web: Arc<Web>, request: Request) -> Response {
         Err(response) => return response,
     };
     let result: Result<HomePage, ApiError> = async {
-        let listing = Listing { skip: 0, limit: HOME_CARDS, kind: None };
-        let trending = web.registry.trending(listing, None).await?;
-        let recent = web.registry.list_public(listing).await?;
-        let mut both = trending.clone();
-        both.extend(recent.iter().cloned());
-        let owners = web.registry.owner_names(&both).await?;
+        let newest = |sort| Exploration { sort, limit: HOME_CARDS, ..Exploration::default() };
+        let trending = web.registry.explore(&newest(SortOrder::Stars)).await?;
+        let recent = web.registry.explore(&newest(SortOrder::Updated)).await?;
         Ok(HomePage {
             frame: &frame,
-            public_count: web.registry.public_count().await?,
-            trending: Card::many(&trending, &owners),
-            recent: Card::many(&recent, &owners),
+            public_count: trending.total,
+            trending: Card::many(&trending.endpoints, &trending.owners),
+            recent: Card::many(&recent.endpoints, &recent.owners),
         })
     }
     .await;
@@ -163,14 +160,13 @@ pub(crate) async fn explore(web: Arc<Web>, request: Request) -> Response {
     let result: Result<ExplorePage, ApiError> = async {
         let page_size = web.config.page_size;
         let (exploration, page) = exploration(&query, page_size)?;
-        let (endpoints, total) = web.registry.explore(&exploration).await?;
-        let owners = web.registry.owner_names(&endpoints).await?;
-        let pages = total.div_ceil(page_size).max(1);
+        let found = web.registry.explore(&exploration).await?;
+        let pages = found.total.div_ceil(page_size).max(1);
         Ok(ExplorePage {
             frame: &frame,
             kinds: KINDS,
-            cards: Card::many(&endpoints, &owners),
-            total,
+            cards: Card::many(&found.endpoints, &found.owners),
+            total: found.total,
             page,
             pages,
             previous: (page > 1).then(|| explore_url(&query, page - 1)),
@@ -233,25 +229,26 @@ pub(crate) async fn search(web: Arc<Web>, request: Request) -> Response {
         if text.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let (found, total) = web.registry.search(&text, None, SEARCH_HITS).await?;
-        let models: Vec<_> = found.iter().map(|(model, _)| model.clone()).collect();
-        let owners = web.registry.owner_names(&models).await?;
+        let found = web.registry.search(&text, None, SEARCH_HITS).await?;
         let query_words = words(&text);
         let hits = found
-            .into_iter()
+            .endpoints
+            .iter()
+            .zip(&found.scores)
             .filter_map(|(model, score)| {
                 Some(Hit {
-                    owner: owners.get(&model.id)?.clone(),
+                    owner: found.owners.get(&model.id)?.clone(),
                     slug: model.slug.clone(),
                     name: highlight(&model.name, &query_words),
                     description: highlight(&model.description, &query_words),
                     kind: kind_label(&model.kind),
                     stars: model.stars_count,
-                    tags: thub_registry::tags_of(&model),
+                    tags: thub_registry::tags_of(model),
                     relevance: (score * 100.0).round() as u32,
                 })
             })
             .collect();
+        let total = found.total;
         Ok((hits, total))
     }
     .await;

@@ -26,12 +26,21 @@ pub(crate) async fn run(options: &Options) {
 async fn run_on(backend: Backend, options: &Options) {
     let hub = TestHub::start_at_now_with(backend, configure).await;
     let server = hub.serve().await;
+    // The same catalogue through a second instance whose caches are off: every search is ranked
+    // by the database, as a query nobody asked in the last seconds is.
+    let uncached_hub = hub
+        .another_instance(|config| {
+            configure(config);
+            config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0));
+        })
+        .await;
+    let uncached = thub_tests::serve(&uncached_hub).await;
     let mut catalog = Catalog::new(&hub, backend);
     for size in SIZES {
         catalog.grow_to(&hub, &server, size).await;
-        let results = scenarios(&server, options).await;
+        let results = scenarios(&server, &uncached, options).await;
         println!(
-            "\n## search at {size} endpoints, {backend:?} (seeded in {:.1} s so far; {} s per scenario, {} concurrent clients; target p99 ≤ 20 ms)\n",
+            "\n## search at {size} endpoints, {backend:?} (seeded in {:.1} s so far; {} s per scenario, {} concurrent clients unless a row says otherwise; \"uncached\": a second instance with the caches off; target p99 ≤ 20 ms)\n",
             catalog.seeding.as_secs_f64(),
             options.seconds,
             options.concurrency
@@ -53,14 +62,15 @@ async fn run_on(backend: Backend, options: &Options) {
     }
 }
 
-async fn scenarios(server: &TestServer, options: &Options) -> Vec<Measurement> {
+async fn scenarios(server: &TestServer, uncached: &TestServer, options: &Options) -> Vec<Measurement> {
     let client = thub_tests::http_client();
     let duration = Duration::from_secs(options.seconds);
     let concurrency = options.concurrency;
-    let api = |query: String, accept: Accept| {
+    let search_on = |server: &TestServer, query: String, accept: Accept| {
         let body = serde_json::json!({"query": query, "top_k": 10}).to_string();
         answered(&client, server.url("/api/v1/endpoints/search"), Some(body), accept)
     };
+    let api = |query: String, accept: Accept| search_on(server, query, accept);
     let page =
         |query: String| answered(&client, server.url(&format!("/search?q={}", query.replace(' ', "+"))), None, success);
     let many_words: Vec<String> = (0..1000).map(|index| format!("{}{index}", &COMMON_WORD[..3])).collect();
@@ -84,10 +94,13 @@ async fn scenarios(server: &TestServer, options: &Options) -> Vec<Measurement> {
     for (name, request) in scenarios {
         results.push(measure(&name, concurrency, duration, request).await);
     }
-    // The targets' two queries from one client: latency without queueing behind the others.
-    for query in [COMMON_WORD, THREE_WORDS] {
-        let name = format!("search \"{query}\", 1 client");
-        results.push(measure(&name, 1, duration, api(query.to_owned(), success)).await);
+    // The targets' two queries ranked by the database every time; from one client too: latency
+    // without queueing behind the others.
+    for clients in [concurrency, 1] {
+        for query in [COMMON_WORD, THREE_WORDS] {
+            let name = format!("search \"{query}\", uncached, {clients} client(s)");
+            results.push(measure(&name, clients, duration, search_on(uncached, query.to_owned(), success)).await);
+        }
     }
     results
 }

@@ -25,6 +25,15 @@ pub(crate) async fn run(options: &Options) {
 async fn run_on(backend: Backend, options: &Options) {
     let hub = TestHub::start_at_now_with(backend, configure).await;
     let server = hub.serve().await;
+    // The same site through a second instance whose caches are off: every page asks the
+    // database, as the first visit after a change does.
+    let uncached_hub = hub
+        .another_instance(|config| {
+            configure(config);
+            config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0));
+        })
+        .await;
+    let uncached = thub_tests::serve(&uncached_hub).await;
     let mut catalog = Catalog::new(&hub, backend);
     catalog.grow_to(&hub, &server, ENDPOINTS).await;
     let client = thub_tests::http_client();
@@ -62,14 +71,16 @@ async fn run_on(backend: Backend, options: &Options) {
     let concurrency = options.concurrency;
     let mut results: Vec<Measurement> =
         vec![measure("GET /health (baseline)", concurrency, duration, get(&client, server.url("/health"))).await];
-    for (name, path) in &pages {
-        let url = server.url(path);
-        let request = requests(&client, move |http| http.get(&url).header("accept", "text/html"));
-        results.push(measure(name, concurrency, duration, request).await);
+    for (instance, label) in [(&server, ""), (&uncached, ", uncached")] {
+        for (name, path) in &pages {
+            let url = instance.url(path);
+            let request = requests(&client, move |http| http.get(&url).header("accept", "text/html"));
+            results.push(measure(&format!("{name}{label}"), concurrency, duration, request).await);
+        }
     }
 
     println!(
-        "\n## web at {ENDPOINTS} endpoints, {backend:?} ({} s per scenario, {} concurrent clients; target p99 ≤ 10 ms)\n",
+        "\n## web at {ENDPOINTS} endpoints, {backend:?} ({} s per scenario, {} concurrent clients; \"uncached\": a second instance with the caches off; target p99 ≤ 10 ms)\n",
         options.seconds, concurrency
     );
     println!("{TABLE_HEADER}");
