@@ -18,7 +18,7 @@ mod m20261126_000008_create_endpoint_stars;
 mod m20261126_000009_create_wasm_plugin_tables;
 mod m20261130_000010_create_endpoint_search;
 mod m20261130_000011_index_endpoint_orders;
-mod m20261130_000012_index_endpoint_types;
+mod m20261130_000012_index_endpoint_reads;
 
 /// Runs the migrations above, in order.
 pub struct Migrator;
@@ -38,7 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_create_wasm_plugin_tables::Migration),
             Box::new(m20261130_000010_create_endpoint_search::Migration),
             Box::new(m20261130_000011_index_endpoint_orders::Migration),
-            Box::new(m20261130_000012_index_endpoint_types::Migration),
+            Box::new(m20261130_000012_index_endpoint_reads::Migration),
         ]
     }
 }

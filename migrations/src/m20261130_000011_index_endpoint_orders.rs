@@ -1,6 +1,6 @@
 //! Indexes for the listing orders that had none, so a page is read in order instead of sorting
 //! every candidate row: discovery by name (`/explore?sort=name`), and an owner's endpoints newest
-//! first (`/{owner}` pages, `GET /api/v1/endpoints`). Discovery by type is migration 12's.
+//! first (`/{owner}` pages, `GET /api/v1/endpoints`). Discovery by type, and owners' pages as others see them, are migration 12's.
 
 use sea_orm_migration::prelude::*;
 

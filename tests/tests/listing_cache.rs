@@ -117,10 +117,11 @@ async fn discoveries_change_with_the_registry(backend: Backend) {
     let admin = hub.admin("root").await;
     let model = hub.endpoint(&alice, json!({"name": "Quokka Model", "type": "model"})).await;
     let search = async || hub.post_json(None, "/api/v1/endpoints/search", json!({"query": "quokka"})).await.1;
-    let explore = async || {
-        let response = client.get("/explore?sort=updated").header("accept", "text/html").send().await;
+    let html = async |path: &str| {
+        let response = client.get(path).header("accept", "text/html").send().await;
         response.0.into_body().into_string().await.unwrap()
     };
+    let explore = async || html("/explore?sort=updated").await;
     let found = search().await;
     assert_eq!((found["total"].as_u64(), found["results"][0]["stars_count"].as_i64()), (Some(1), Some(0)), "{found}");
     assert!(explore().await.contains("Quokka Model"));
@@ -128,6 +129,18 @@ async fn discoveries_change_with_the_registry(backend: Backend) {
     let star = format!("/api/v1/endpoints/{}/star", model["id"]);
     assert_eq!(hub.post_json(Some(&bob), &star, json!({})).await.1["changed"], true);
     assert_eq!(search().await["results"][0]["stars_count"], 1, "a star shows at once");
+
+    // An owner's page, as anonymous visitors see it, follows the owner's changes.
+    hub.endpoint(&alice, json!({"name": "Quokka Second", "type": "model"})).await;
+    let page = html("/alice").await;
+    assert!(page.contains("Quokka Model") && page.contains("Quokka Second"), "{page}");
+    let path = format!("/api/v1/endpoints/{}", model["id"]);
+    let (status, _) = hub.send_json(Method::PATCH, Some(&alice), &path, json!({"visibility": "private"})).await;
+    assert_eq!(status, 200);
+    assert!(!html("/alice").await.contains("Quokka Model"), "private now");
+    let own = client.get("/alice").header("accept", "text/html").header("authorization", alice.bearer()).send().await;
+    assert!(own.0.into_body().into_string().await.unwrap().contains("Quokka Model"), "the owner still sees it");
+    assert_eq!(search().await["total"], 1, "only the second is public");
 
     let (_, org) = hub.post_json(Some(&bob), "/api/v1/organizations/", json!({"name": "Zoo", "slug": "zoo"})).await;
     let org_id = org["id"].as_i64().unwrap();

@@ -14,7 +14,8 @@ pub struct RegistryConfig {
     /// finds (explore, search) are served from memory: the longest a change made on another
     /// instance takes to show here. 0: off.
     pub listing_cache_seconds: u64,
-    /// Most bytes each of the two caches (answers, discoveries) holds.
+    /// Most bytes each of the four read caches (answers, discoveries, owners, endpoints by
+    /// slug) holds.
     pub listing_cache_bytes: usize,
 }
 

@@ -53,8 +53,8 @@ pub struct Exploration {
     pub limit: u64,
 }
 
-/// Public endpoints as discovery found them, with their owners' `/{owner}` names and how many
-/// match in all.
+/// Endpoints as discovery (or an owner's page) found them, with their owners' `/{owner}` names
+/// and how many match in all.
 #[derive(Debug, Default)]
 pub struct Discovered {
     /// The endpoints, in order.
@@ -65,24 +65,35 @@ pub struct Discovered {
     pub owners: HashMap<i64, String>,
     /// How many match (search: counted up to [`crate::search::RANKED_MATCHES`]).
     pub total: u64,
+    /// The stars of all that match together (owner listings only, else 0).
+    pub stars: i64,
 }
 
 impl Weigh for Discovered {
     fn bytes(&self) -> usize {
-        // The text an endpoint holds, and a little for the rest of its row and its owner.
-        let text = |model: &endpoint::Model| {
-            model.name.len()
-                + model.slug.len()
-                + model.description.len()
-                + model.readme.len()
-                + model.tags.len()
-                + model.contributors.len()
-                + model.policies.len()
-                + model.connect.len()
-                + model.version.len()
-        };
-        self.endpoints.iter().map(|model| text(model) + 256).sum::<usize>() + 64
+        self.endpoints.iter().map(model_bytes).sum::<usize>() + 64
     }
+}
+
+impl Weigh for Option<endpoint::Model> {
+    fn bytes(&self) -> usize {
+        self.as_ref().map_or(64, model_bytes)
+    }
+}
+
+/// About what an endpoint row holds in memory: its text, and a little for the rest and its
+/// owner's name.
+fn model_bytes(model: &endpoint::Model) -> usize {
+    model.name.len()
+        + model.slug.len()
+        + model.description.len()
+        + model.readme.len()
+        + model.tags.len()
+        + model.contributors.len()
+        + model.policies.len()
+        + model.connect.len()
+        + model.version.len()
+        + 256
 }
 
 impl RegistryService {
@@ -116,6 +127,6 @@ impl RegistryService {
         };
         let endpoints = query.offset(exploration.skip).limit(exploration.limit).all(self.connection()).await?;
         let owners = self.owner_names(&endpoints).await?;
-        Ok(Discovered { endpoints, scores: Vec::new(), owners, total })
+        Ok(Discovered { endpoints, scores: Vec::new(), owners, total, stars: 0 })
     }
 }

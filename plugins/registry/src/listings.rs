@@ -1,9 +1,13 @@
-//! The caches of public listings, both [`ListingCache`]s:
+//! The registry's read caches, all [`ListingCache`]s emptied together:
 //! - answers: browse (`/api/v1/endpoints/public`), trending and the JSON owner pages for
 //!   anonymous callers, as serialised bodies with their ETag ([`Page`]), so a repeated read costs
 //!   neither a query nor a serialisation, and a client that has the body gets `304 Not Modified`;
 //! - discoveries: what explore, search and the home page find ([`crate::Discovered`]), the same
-//!   for every viewer (public endpoints only), so the web's pages cost no query when repeated.
+//!   for every viewer (public endpoints only), and what an owner's page lists for anonymous
+//!   viewers, so the web's pages cost no registry query when repeated;
+//! - look-ups: owners by `/{owner}` name and endpoints by owner and slug, whoever asks (who may
+//!   see the endpoint is decided after), so an owner or endpoint page does not ask the
+//!   database who `/{owner}/{slug}` is, twice (to claim the path, then to answer).
 //!
 //! Only what is the same for every caller of its kind is kept. Staleness:
 //! - on this instance none: every change to the registry (its own writes, stars) empties the
@@ -14,7 +18,7 @@
 //!   within `[plugins.registry] listing_cache_seconds` (default 2 s,
 //!   on the injected clock), the lifetime of an entry.
 //!
-//! Bounded: each cache holds at most `listing_cache_bytes` (what its entries [`Weigh`]); past
+//! Bounded: each of the four holds at most `listing_cache_bytes` (what its entries [`Weigh`]); past
 //! that it is emptied and refills with what is asked next.
 
 use std::collections::HashMap;
@@ -120,21 +124,47 @@ impl<V: Weigh + Send + Sync + 'static> ListingCache<V> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Empties the cache whenever an event is published on `events` (until the cache is gone).
+    /// Empties the cache whenever an event is published on `events`, and drops expired entries
+    /// every lifetime (at least a second), so a hub at rest holds nothing (until the cache is
+    /// gone).
     pub fn follow(self: &Arc<Self>, events: &EventBus) {
         let mut receiver = events.subscribe();
         let cache: Weak<Self> = Arc::downgrade(self);
+        let every = std::time::Duration::from_secs(self.lifetime.num_seconds().max(1).unsigned_abs());
         tokio::spawn(async move {
+            let mut sweeps = tokio::time::interval(every);
             loop {
-                let received = receiver.recv().await;
-                let Some(cache) = cache.upgrade() else { return };
-                match received {
-                    // A lagging receiver missed events: emptying is right either way.
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => cache.clear(),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                tokio::select! {
+                    received = receiver.recv() => {
+                        let Some(cache) = cache.upgrade() else { return };
+                        match received {
+                            // A lagging receiver missed events: emptying is right either way.
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => cache.clear(),
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        }
+                    }
+                    _ = sweeps.tick() => {
+                        let Some(cache) = cache.upgrade() else { return };
+                        cache.drop_expired();
+                    }
                 }
             }
         });
+    }
+
+    /// Drops the entries past their lifetime.
+    pub fn drop_expired(&self) {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let mut bytes = state.bytes;
+        state.entries.retain(|key, (entry, expires)| {
+            let keep = *expires > now;
+            if !keep {
+                bytes -= entry.bytes() + key.len();
+            }
+            keep
+        });
+        state.bytes = bytes;
     }
 
     /// Forgets every entry: something they may show changed.
@@ -287,6 +317,20 @@ mod tests {
         page(&cache, "huge", &"x".repeat(500)).await;
         assert!(cache.bytes() <= 100);
         assert!(!cache.holds("huge"), "a page larger than the whole cache is not kept");
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_dropped() {
+        let (cache, clock) = cache(2, 1024);
+        page(&cache, "a", "first").await;
+        clock.advance(chrono::Duration::seconds(1));
+        page(&cache, "b", "second").await;
+        cache.drop_expired();
+        assert_eq!(cache.bytes(), (1 + 5) + (1 + 6), "nothing has expired yet: two keys and bodies");
+        clock.advance(chrono::Duration::seconds(1));
+        cache.drop_expired();
+        assert!(!cache.holds("a") && cache.holds("b"));
+        assert_eq!(cache.bytes(), 1 + 6, "only b's key and body are left");
     }
 
     #[tokio::test]

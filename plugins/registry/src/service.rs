@@ -21,7 +21,7 @@ use crate::config::RegistryConfig;
 use crate::entity::endpoint;
 use crate::error::RegistryError;
 use crate::explore::Discovered;
-use crate::listings::{ListingCache, Page};
+use crate::listings::{ListingCache, Page, Weigh};
 use crate::model::{self, EndpointDraft, EndpointKind, Problem, Visibility};
 use crate::search::{self, Hit};
 
@@ -54,6 +54,19 @@ impl Owner {
     }
 }
 
+impl Weigh for Option<Owner> {
+    fn bytes(&self) -> usize {
+        let text = match self {
+            Some(Owner::User(user)) => user.username.len() + user.full_name.len(),
+            Some(Owner::Organization(organization)) => {
+                organization.slug.len() + organization.name.len() + organization.description.len()
+            }
+            None => 0,
+        };
+        text + 128
+    }
+}
+
 /// Listing filters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Listing {
@@ -75,6 +88,10 @@ pub struct RegistryService {
     config: RegistryConfig,
     listings: Arc<ListingCache<Page>>,
     discoveries: Arc<ListingCache<Discovered>>,
+    /// Owners by lowercase `/{owner}` name (`None`: nobody).
+    owners: Arc<ListingCache<Option<Owner>>>,
+    /// Endpoints by owner and slug, whoever may see them (`None`: no such endpoint).
+    owned: Arc<ListingCache<Option<endpoint::Model>>>,
     /// [`OrganizationService::suspensions`] when the caches were last checked against it.
     suspensions_seen: AtomicU64,
 }
@@ -111,8 +128,22 @@ impl RegistryService {
         let (seconds, bytes) = (config.listing_cache_seconds, config.listing_cache_bytes);
         let listings = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
         let discoveries = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
+        let owners = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
+        let owned = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
         let suspensions_seen = AtomicU64::new(organizations.suspensions());
-        Self { db, accounts, organizations, events, clock, config, listings, discoveries, suspensions_seen }
+        Self {
+            db,
+            accounts,
+            organizations,
+            events,
+            clock,
+            config,
+            listings,
+            discoveries,
+            owners,
+            owned,
+            suspensions_seen,
+        }
     }
 
     /// The cache of anonymous public listings' answers.
@@ -136,16 +167,21 @@ impl RegistryService {
         }
     }
 
-    /// Empties both caches whenever an event is published on `events`.
+    /// Empties the caches whenever an event is published on `events`.
     pub fn follow(&self, events: &EventBus) {
         self.listings.follow(events);
         self.discoveries.follow(events);
+        self.owners.follow(events);
+        self.owned.follow(events);
     }
 
-    /// Tells the registry that what public listings show changed (a star, after its commit).
+    /// Tells the registry that what public listings show changed (a star, after its commit):
+    /// empties every read cache.
     pub fn listings_changed(&self) {
         self.listings.clear();
         self.discoveries.clear();
+        self.owners.clear();
+        self.owned.clear();
     }
 
     /// The hub database (for sibling modules' queries).
@@ -280,15 +316,23 @@ impl RegistryService {
         results.truncate(top_k as usize);
         let (endpoints, scores): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let owners = self.owner_names(&endpoints).await?;
-        Ok(Discovered { endpoints, scores, owners, total })
+        Ok(Discovered { endpoints, scores, owners, total, stars: 0 })
     }
 
-    /// The owner at `/{name}`: a user (active or not), else an active organization.
+    /// The owner at `/{name}`: a user (active or not), else an active organization. Kept in
+    /// the read caches (owner pages ask twice: to claim the path, then to answer).
     pub async fn owner(&self, name: &str) -> Result<Option<Owner>> {
-        if let Some(user) = self.accounts.user_by_username(name).await? {
-            return Ok(Some(Owner::User(user)));
-        }
-        Ok(self.organizations.by_slug(name).await?.map(Owner::Organization))
+        self.forget_suspended();
+        let found = self
+            .owners
+            .fetch(name.to_lowercase(), async || {
+                if let Some(user) = self.accounts.user_by_username(name).await? {
+                    return Ok::<_, RegistryError>(Some(Owner::User(user)));
+                }
+                Ok(self.organizations.by_slug(name).await?.map(Owner::Organization))
+            })
+            .await?;
+        Ok(found.as_ref().clone())
     }
 
     fn insider(viewer: &Viewer, owner: &Owner) -> bool {
@@ -310,8 +354,34 @@ impl RegistryService {
         Ok(newest_first(query).offset(skip).limit(limit).all(&self.db).await?)
     }
 
+    /// A page of the owner's endpoints the viewer may see, newest change first, with how many
+    /// there are and their stars together: what an owner's page shows. The same for every
+    /// anonymous viewer, so theirs is kept in the discovery cache.
+    pub async fn owner_listing(
+        &self,
+        viewer: &Viewer,
+        owner: &Owner,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Arc<Discovered>> {
+        let list = async || {
+            let (total, stars) = self.owner_totals(viewer, owner).await?;
+            let endpoints = self.owner_endpoints(viewer, owner, skip, limit).await?;
+            let owners = endpoints.iter().map(|model| (model.id, owner.name().to_owned())).collect();
+            Ok(Discovered { endpoints, scores: Vec::new(), owners, total, stars })
+        };
+        if viewer.user_id().is_some() {
+            return Ok(Arc::new(list().await?));
+        }
+        let key = match owner {
+            Owner::User(user) => format!("owner user {} {skip} {limit}", user.id),
+            Owner::Organization(organization) => format!("owner organization {} {skip} {limit}", organization.id),
+        };
+        self.discoveries().fetch(key, list).await
+    }
+
     /// How many of the owner's endpoints the viewer may see, and their stars together.
-    pub async fn owner_totals(&self, viewer: &Viewer, owner: &Owner) -> Result<(u64, i64)> {
+    async fn owner_totals(&self, viewer: &Viewer, owner: &Owner) -> Result<(u64, i64)> {
         let totals: Option<(i64, Option<i64>)> = Self::owner_visible(viewer, owner)
             .select_only()
             .column_as(endpoint::Column::Id.count(), "endpoints")
@@ -335,7 +405,19 @@ impl RegistryService {
 
     /// The owner's endpoint with this slug, whoever may see it.
     pub async fn owner_endpoint(&self, owner: &Owner, slug: &str) -> Result<Option<endpoint::Model>> {
-        Ok(owned_by(owner).filter(endpoint::Column::Slug.eq(slug.to_lowercase())).one(&self.db).await?)
+        self.forget_suspended();
+        let slug = slug.to_lowercase();
+        let key = match owner {
+            Owner::User(user) => format!("user {} {slug}", user.id),
+            Owner::Organization(organization) => format!("organization {} {slug}", organization.id),
+        };
+        let found = self
+            .owned
+            .fetch(key, async || {
+                Ok::<_, RegistryError>(owned_by(owner).filter(endpoint::Column::Slug.eq(&slug)).one(&self.db).await?)
+            })
+            .await?;
+        Ok(found.as_ref().clone())
     }
 
     /// `/{owner}` names of these endpoints' owners: usernames and organization slugs.

@@ -181,9 +181,8 @@ async fn owner_page(web: Arc<Web>, request: Request, owner_name: &str) -> Respon
         let viewer = web.registry.viewer(frame.principal.clone()).await?;
         let page = page_number(&request.params::<OwnerQuery>().unwrap_or_default().page)?;
         let page_size = web.config.page_size;
-        let (total, stars) = web.registry.owner_totals(&viewer, &owner).await?;
-        let endpoints = web.registry.owner_endpoints(&viewer, &owner, (page - 1) * page_size, page_size).await?;
-        let owners = endpoints.iter().map(|model| (model.id, owner.name().to_owned())).collect();
+        let listed = web.registry.owner_listing(&viewer, &owner, (page - 1) * page_size, page_size).await?;
+        let (total, stars) = (listed.total, listed.stars);
         let pages = total.div_ceil(page_size).max(1);
         let link = |page: u64| format!("/{}?page={page}", owner.name());
         let (bio, is_organization, can_manage, members) = match &owner {
@@ -216,7 +215,7 @@ async fn owner_page(web: Arc<Web>, request: Request, owner_name: &str) -> Respon
             bio,
             is_organization,
             can_manage,
-            cards: Card::many(&endpoints, &owners),
+            cards: Card::many(&listed.endpoints, &listed.owners),
             total,
             stars,
             members,

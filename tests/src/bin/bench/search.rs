@@ -51,7 +51,9 @@ async fn run_on(backend: Backend, options: &Options) {
         }
     }
     if let Some((peak, file)) = catalog.wal_peak() {
-        drop(server);
+        // The log goes with the database's last connection: both instances stop.
+        drop((server, uncached));
+        thub_core::storage::close(uncached_hub.db.clone()).await;
         thub_core::storage::close(hub.hub.db.clone()).await;
         println!(
             "\nSQLite write-ahead log: largest {:.1} MB while seeding {} endpoints (limit 64 MB); after a clean stop: {}",
