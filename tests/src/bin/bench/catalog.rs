@@ -52,6 +52,19 @@ pub(crate) fn configure(config: &mut Config) {
     config.plugins.set_key("registry", "max_sync_endpoints", serde_json::json!(BATCH));
 }
 
+/// A second instance of `hub` with the registry's read caches off, served: every request asks
+/// the database, as the first after a change does. The bench's hard case beside the cached one.
+pub(crate) async fn uncached_instance(hub: &TestHub) -> (thub_core::Hub, TestServer) {
+    let uncached = hub
+        .another_instance(|config| {
+            configure(config);
+            config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0));
+        })
+        .await;
+    let server = thub_tests::serve(&uncached).await;
+    (uncached, server)
+}
+
 /// The catalogue seeded so far.
 pub(crate) struct Catalog {
     /// Owners' names, one owner per batch.

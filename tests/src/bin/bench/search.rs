@@ -9,7 +9,7 @@ use thub_tests::bench::{Attempt, Measurement, TABLE_HEADER, get, measure};
 use thub_tests::{Backend, TestHub, TestServer};
 
 use crate::Options;
-use crate::catalog::{COMMON_WORD, Catalog, THREE_WORDS, configure};
+use crate::catalog::{COMMON_WORD, Catalog, THREE_WORDS, configure, uncached_instance};
 
 /// Catalogue sizes measured, in order (each grows the previous one).
 const SIZES: [usize; 2] = [10_000, 100_000];
@@ -26,15 +26,7 @@ pub(crate) async fn run(options: &Options) {
 async fn run_on(backend: Backend, options: &Options) {
     let hub = TestHub::start_at_now_with(backend, configure).await;
     let server = hub.serve().await;
-    // The same catalogue through a second instance whose caches are off: every search is ranked
-    // by the database, as a query nobody asked in the last seconds is.
-    let uncached_hub = hub
-        .another_instance(|config| {
-            configure(config);
-            config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0));
-        })
-        .await;
-    let uncached = thub_tests::serve(&uncached_hub).await;
+    let (uncached_hub, uncached) = uncached_instance(&hub).await;
     let mut catalog = Catalog::new(&hub, backend);
     for size in SIZES {
         catalog.grow_to(&hub, &server, size).await;

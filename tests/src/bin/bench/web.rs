@@ -9,7 +9,7 @@ use thub_tests::bench::{Measurement, TABLE_HEADER, get, measure, requests};
 use thub_tests::{Backend, TestHub};
 
 use crate::Options;
-use crate::catalog::{COMMON_WORD, Catalog, configure};
+use crate::catalog::{COMMON_WORD, Catalog, configure, uncached_instance};
 
 const ENDPOINTS: usize = 10_000;
 
@@ -25,15 +25,7 @@ pub(crate) async fn run(options: &Options) {
 async fn run_on(backend: Backend, options: &Options) {
     let hub = TestHub::start_at_now_with(backend, configure).await;
     let server = hub.serve().await;
-    // The same site through a second instance whose caches are off: every page asks the
-    // database, as the first visit after a change does.
-    let uncached_hub = hub
-        .another_instance(|config| {
-            configure(config);
-            config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0));
-        })
-        .await;
-    let uncached = thub_tests::serve(&uncached_hub).await;
+    let (_uncached_hub, uncached) = uncached_instance(&hub).await;
     let mut catalog = Catalog::new(&hub, backend);
     catalog.grow_to(&hub, &server, ENDPOINTS).await;
     let client = thub_tests::http_client();
@@ -71,11 +63,17 @@ async fn run_on(backend: Backend, options: &Options) {
     let concurrency = options.concurrency;
     let mut results: Vec<Measurement> =
         vec![measure("GET /health (baseline)", concurrency, duration, get(&client, server.url("/health"))).await];
-    for (instance, label) in [(&server, ""), (&uncached, ", uncached")] {
+    // Cached; uncached; and uncached from one client: a page's own latency, not queued behind
+    // fifteen others on two cores.
+    for (instance, clients, label) in [
+        (&server, concurrency, String::new()),
+        (&uncached, concurrency, ", uncached".to_owned()),
+        (&uncached, 1, ", uncached, 1 client".to_owned()),
+    ] {
         for (name, path) in &pages {
             let url = instance.url(path);
             let request = requests(&client, move |http| http.get(&url).header("accept", "text/html"));
-            results.push(measure(&format!("{name}{label}"), concurrency, duration, request).await);
+            results.push(measure(&format!("{name}{label}"), clients, duration, request).await);
         }
     }
 
