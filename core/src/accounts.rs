@@ -204,6 +204,10 @@ impl AccountDirectory for Accounts {
         Ok(self.user_by_name(username).await?.map(summary))
     }
 
+    fn user_changes(&self) -> u64 {
+        self.cache.user_changes()
+    }
+
     async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, DbErr> {
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -117,6 +117,12 @@ pub trait AccountDirectory: Send + Sync + 'static {
     async fn user_by_username(&self, username: &str) -> Result<Option<UserSummary>, sea_orm::DbErr>;
     /// The users with these ids that exist, in any order.
     async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<UserSummary>, sea_orm::DbErr>;
+    /// How many users were added or changed (renamed, deactivated, deleted, new role) since
+    /// start, on this instance or announced by another: a plugin that caches what users look
+    /// like compares it to know its copy is stale. Never goes down.
+    fn user_changes(&self) -> u64 {
+        0
+    }
 }
 
 /// The caller of `request` as the host's [`Authenticator`] sees it: `Ok(None)` without

@@ -142,6 +142,18 @@ async fn discoveries_change_with_the_registry(backend: Backend) {
     assert!(own.0.into_body().into_string().await.unwrap().contains("Quokka Model"), "the owner still sees it");
     assert_eq!(search().await["total"], 1, "only the second is public");
 
+    // A renamed user: no event tells the registry, yet both names answer right at once (the
+    // new one was looked up, and found nobody's, before).
+    let unknown = client.get("/alicia").header("accept", "text/html").send().await;
+    assert_eq!(unknown.0.status(), StatusCode::NOT_FOUND);
+    let (status, _) = hub.send_json(Method::PUT, Some(&alice), "/api/v1/users/me", json!({"username": "alicia"})).await;
+    assert_eq!(status, 200);
+    let renamed = client.get("/alicia").header("accept", "text/html").send().await;
+    assert_eq!(renamed.0.status(), StatusCode::OK, "the new name is the owner's");
+    assert!(renamed.0.into_body().into_string().await.unwrap().contains("Quokka Second"));
+    let old = client.get("/alice").header("accept", "text/html").send().await;
+    assert_eq!(old.0.status(), StatusCode::NOT_FOUND, "the old name is nobody's");
+
     let (_, org) = hub.post_json(Some(&bob), "/api/v1/organizations/", json!({"name": "Zoo", "slug": "zoo"})).await;
     let org_id = org["id"].as_i64().unwrap();
     let (status, _) = hub

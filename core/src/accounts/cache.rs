@@ -23,6 +23,7 @@
 //!   published. `cache_seconds = 0` turns the cache off.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -61,6 +62,9 @@ pub(crate) struct AuthCache {
     capacity: usize,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    /// Users added or changed, here or announced by another instance (see
+    /// [`AuthCache::user_changes`]).
+    user_changes: AtomicU64,
 }
 
 struct State {
@@ -123,6 +127,7 @@ impl AuthCache {
                 tokens: HashMap::new(),
                 users: HashMap::new(),
             }),
+            user_changes: AtomicU64::new(0),
         }
     }
 
@@ -239,8 +244,23 @@ impl AuthCache {
         }
     }
 
+    /// How many users were added or changed (renamed, deactivated, deleted, new role or
+    /// password) since start, on this instance or announced by another: readers that cache what
+    /// users look like compare it to know theirs is stale.
+    pub(crate) fn user_changes(&self) -> u64 {
+        self.user_changes.load(Ordering::SeqCst)
+    }
+
+    /// Counts a user added or changed (see [`AuthCache::user_changes`]).
+    pub(crate) fn note_user_change(&self) {
+        self.user_changes.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Forgets what `change` may have made wrong, and drops fills in flight.
     pub(crate) fn invalidate(&self, change: &Invalidation) {
+        if matches!(change, Invalidation::User(_)) {
+            self.note_user_change();
+        }
         let mut state = self.state();
         state.generation += 1;
         match change {

@@ -92,6 +92,8 @@ impl Accounts {
         let event = json!({"user_id": inserted.id, "username": inserted.username});
         let event = self.events.record(&transaction, "user.registered", event).await?;
         transaction.commit().await.map_err(unique_violation)?;
+        // A name nobody had may be remembered as nobody's (the registry's owner look-ups).
+        self.cache.note_user_change();
         event.publish();
         tracing::info!(user_id = inserted.id, username = %inserted.username, "user registered");
         Ok(inserted)

@@ -91,8 +91,9 @@ pub struct OrganizationService {
     accounts: Arc<dyn AccountDirectory>,
     events: EventBus,
     clock: Arc<dyn Clock>,
-    /// Suspensions and restorations made by this instance (see [`OrganizationService::suspensions`]).
-    suspensions: AtomicU64,
+    /// Organizations created, changed, suspended, restored or deleted by this instance (see
+    /// [`OrganizationService::changes`]).
+    changes: AtomicU64,
 }
 
 type Result<T> = std::result::Result<T, OrganizationsError>;
@@ -155,7 +156,7 @@ impl OrganizationService {
         events: EventBus,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { db, accounts, events, clock, suspensions: AtomicU64::new(0) }
+        Self { db, accounts, events, clock, changes: AtomicU64::new(0) }
     }
 
     // ----- look-ups for other plugins -----
@@ -285,6 +286,7 @@ impl OrganizationService {
         let event = json!({"organization_id": created.id, "slug": created.slug, "user_id": actor.user_id});
         let event = self.events.record(&transaction, "org.created", event).await?;
         transaction.commit().await?;
+        self.note_change();
         event.publish();
         Ok(created)
     }
@@ -363,7 +365,9 @@ impl OrganizationService {
             changed.avatar_url = Set((!url.is_empty()).then_some(url));
         }
         changed.updated_at = Set(self.clock.now());
-        Ok(changed.update(&self.db).await?)
+        let updated = changed.update(&self.db).await?;
+        self.note_change();
+        Ok(updated)
     }
 
     /// Deletes an organization with its memberships and endpoints (owners, site administrators).
@@ -377,6 +381,7 @@ impl OrganizationService {
         let event = json!({"organization_id": id, "slug": organization.slug});
         let event = self.events.record(&transaction, "org.deleted", event).await?;
         transaction.commit().await?;
+        self.note_change();
         event.publish();
         Ok(())
     }
@@ -388,14 +393,19 @@ impl OrganizationService {
         changed.is_active = Set(active);
         changed.updated_at = Set(self.clock.now());
         let updated = changed.update(&self.db).await?;
-        self.suspensions.fetch_add(1, Ordering::SeqCst);
+        self.note_change();
         Ok(updated)
     }
 
-    /// How many suspensions and restorations this instance has made: readers that cache what
-    /// [`OrganizationService::suspended_ids`] hides compare it to know theirs is stale.
-    pub fn suspensions(&self) -> u64 {
-        self.suspensions.load(Ordering::SeqCst)
+    /// How many organizations this instance has created, changed, suspended, restored or
+    /// deleted: readers that cache what organizations look like (or what a suspension hides)
+    /// compare it to know theirs is stale. No event announces a suspension or an edit.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    fn note_change(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
     // ----- members -----

@@ -11,11 +11,13 @@
 //!
 //! Only what is the same for every caller of its kind is kept. Staleness:
 //! - on this instance none: every change to the registry (its own writes, stars) empties the
-//!   caches right after its commit, an organization suspended or restored here empties them
-//!   before the next read (`RegistryService::forget_suspended`), and every event on the bus
-//!   (organizations, deleted users, plugins) does too;
-//! - changes made by another instance, or that no event announces (a renamed user), show here
-//!   within `[plugins.registry] listing_cache_seconds` (default 2 s,
+//!   caches right after its commit; a change of an organization (created, edited, suspended,
+//!   restored, deleted) or of a user (registered, renamed, deactivated, deleted) empties them
+//!   before the next read (`RegistryService::forget_stale` compares the organizations' and the
+//!   accounts' change counters); every event on the bus (plugins' too) empties them as it is
+//!   delivered;
+//! - user changes made by another instance show here as soon as its invalidation arrives
+//!   (Redis); other changes made by another instance show here within `[plugins.registry] listing_cache_seconds` (default 2 s,
 //!   on the injected clock), the lifetime of an entry.
 //!
 //! Bounded: each of the four holds at most `listing_cache_bytes` (what its entries [`Weigh`]); past
@@ -190,6 +192,8 @@ impl<V: Weigh + Send + Sync + 'static> ListingCache<V> {
             }
             state.generation
         };
+        // The lifetime counts from before the read, so no entry outlives it by a slow query.
+        let expires = self.clock.now() + self.lifetime;
         let entry = Arc::new(make().await?);
         // Keys count too: they come from callers (a search's words, a tag).
         let bytes = entry.bytes() + key.len();
@@ -200,7 +204,6 @@ impl<V: Weigh + Send + Sync + 'static> ListingCache<V> {
                 state.bytes = 0;
             }
             state.bytes += bytes;
-            let expires = self.clock.now() + self.lifetime;
             let key_bytes = key.len();
             if let Some((replaced, _)) = state.entries.insert(key, (entry.clone(), expires)) {
                 state.bytes -= replaced.bytes() + key_bytes;

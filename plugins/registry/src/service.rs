@@ -92,8 +92,10 @@ pub struct RegistryService {
     owners: Arc<ListingCache<Option<Owner>>>,
     /// Endpoints by owner and slug, whoever may see them (`None`: no such endpoint).
     owned: Arc<ListingCache<Option<endpoint::Model>>>,
-    /// [`OrganizationService::suspensions`] when the caches were last checked against it.
-    suspensions_seen: AtomicU64,
+    /// [`OrganizationService::changes`] and [`AccountDirectory::user_changes`] when the caches
+    /// were last checked against them.
+    organization_changes_seen: AtomicU64,
+    user_changes_seen: AtomicU64,
 }
 
 /// Field problems as a 422 list (`policies.0.type` → `["body", "policies", 0, "type"]`).
@@ -130,7 +132,8 @@ impl RegistryService {
         let discoveries = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
         let owners = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
         let owned = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
-        let suspensions_seen = AtomicU64::new(organizations.suspensions());
+        let organization_changes_seen = AtomicU64::new(organizations.changes());
+        let user_changes_seen = AtomicU64::new(accounts.user_changes());
         Self {
             db,
             accounts,
@@ -142,28 +145,37 @@ impl RegistryService {
             discoveries,
             owners,
             owned,
-            suspensions_seen,
+            organization_changes_seen,
+            user_changes_seen,
         }
     }
 
     /// The cache of anonymous public listings' answers.
     pub fn listings(&self) -> &Arc<ListingCache<Page>> {
-        self.forget_suspended();
+        self.forget_stale();
         &self.listings
     }
 
     /// The cache of what discovery (explore, search) finds.
     pub(crate) fn discoveries(&self) -> &Arc<ListingCache<Discovered>> {
-        self.forget_suspended();
+        self.forget_stale();
         &self.discoveries
     }
 
-    /// Empties the caches when this instance suspended or restored an organization since they
-    /// were last read: no event announces it, and its endpoints must vanish (or return) at once.
-    fn forget_suspended(&self) {
-        let suspensions = self.organizations.suspensions();
-        if self.suspensions_seen.swap(suspensions, Ordering::SeqCst) != suspensions {
+    /// Empties the caches when an organization or a user changed since they were last read
+    /// (here, or for users also on another instance that announced it): no event tells of a
+    /// suspension, a renamed user or an edited organization, and events on the bus arrive
+    /// later, while the next read must already see the change. Emptied before the counts are
+    /// recorded, so a reader arriving meanwhile finds them unrecorded and empties too.
+    fn forget_stale(&self) {
+        let organizations = self.organizations.changes();
+        let users = self.accounts.user_changes();
+        if self.organization_changes_seen.load(Ordering::SeqCst) != organizations
+            || self.user_changes_seen.load(Ordering::SeqCst) != users
+        {
             self.listings_changed();
+            self.organization_changes_seen.store(organizations, Ordering::SeqCst);
+            self.user_changes_seen.store(users, Ordering::SeqCst);
         }
     }
 
@@ -322,7 +334,7 @@ impl RegistryService {
     /// The owner at `/{name}`: a user (active or not), else an active organization. Kept in
     /// the read caches (owner pages ask twice: to claim the path, then to answer).
     pub async fn owner(&self, name: &str) -> Result<Option<Owner>> {
-        self.forget_suspended();
+        self.forget_stale();
         let found = self
             .owners
             .fetch(name.to_lowercase(), async || {
@@ -405,7 +417,7 @@ impl RegistryService {
 
     /// The owner's endpoint with this slug, whoever may see it.
     pub async fn owner_endpoint(&self, owner: &Owner, slug: &str) -> Result<Option<endpoint::Model>> {
-        self.forget_suspended();
+        self.forget_stale();
         let slug = slug.to_lowercase();
         let key = match owner {
             Owner::User(user) => format!("user {} {slug}", user.id),
@@ -482,12 +494,15 @@ impl RegistryService {
             None => (Some(actor.user_id), None),
         };
         // A slug made from the name can be taken by a create committed meanwhile (PostgreSQL
-        // runs such transactions side by side; SQLite's take turns): pick again, a few times.
+        // runs such transactions side by side; SQLite's take turns): pick again. Creates racing
+        // for one name all pick the same free slug and one of them wins each round, so n racers
+        // are done within n rounds; past `SLUG_ROUNDS` the caller gets the 400 and may retry.
+        const SLUG_ROUNDS: u32 = 32;
         let mut attempts = 0;
         loop {
             let transaction = begin_write(&self.db).await?;
             let created = match self.insert(&transaction, owner, &draft, checked.clone()).await {
-                Err(RegistryError::SlugTaken) if draft.slug.is_none() && attempts < 3 => {
+                Err(RegistryError::SlugTaken) if draft.slug.is_none() && attempts + 1 < SLUG_ROUNDS => {
                     attempts += 1;
                     continue;
                 }
