@@ -3,7 +3,6 @@
 //! viewer (public, active endpoints only), so it is kept in the discovery cache
 //! ([`crate::listings`]). No HTTP types.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
@@ -11,7 +10,7 @@ use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect}
 
 use crate::entity::endpoint;
 use crate::error::RegistryError;
-use crate::listings::Weigh;
+use crate::listings::Discovered;
 use crate::model::EndpointKind;
 use crate::service::{RegistryService, newest_first};
 
@@ -51,49 +50,6 @@ pub struct Exploration {
     pub skip: u64,
     /// Page size.
     pub limit: u64,
-}
-
-/// Endpoints as discovery (or an owner's page) found them, with their owners' `/{owner}` names
-/// and how many match in all.
-#[derive(Debug, Default)]
-pub struct Discovered {
-    /// The endpoints, in order.
-    pub endpoints: Vec<endpoint::Model>,
-    /// Each endpoint's relevance in [0, 1], in the same order (search only, else empty).
-    pub scores: Vec<f64>,
-    /// `/{owner}` name by endpoint id.
-    pub owners: HashMap<i64, String>,
-    /// How many match (search: counted up to [`crate::search::RANKED_MATCHES`]).
-    pub total: u64,
-    /// The stars of all that match together (owner listings only, else 0).
-    pub stars: i64,
-}
-
-impl Weigh for Discovered {
-    fn bytes(&self) -> usize {
-        self.endpoints.iter().map(model_bytes).sum::<usize>() + 64
-    }
-}
-
-impl Weigh for Option<endpoint::Model> {
-    fn bytes(&self) -> usize {
-        self.as_ref().map_or(64, model_bytes)
-    }
-}
-
-/// About what an endpoint row holds in memory: its text, and a little for the rest and its
-/// owner's name.
-fn model_bytes(model: &endpoint::Model) -> usize {
-    model.name.len()
-        + model.slug.len()
-        + model.description.len()
-        + model.readme.len()
-        + model.tags.len()
-        + model.contributors.len()
-        + model.policies.len()
-        + model.connect.len()
-        + model.version.len()
-        + 256
 }
 
 impl RegistryService {

@@ -33,7 +33,8 @@ use thub_plugin_sdk::{Mount, Plugin, PluginContext, PluginError};
 pub use api::EndpointsApi;
 pub use config::RegistryConfig;
 pub use error::RegistryError;
-pub use explore::{Discovered, Exploration, OwnerKind, SortOrder};
+pub use explore::{Exploration, OwnerKind, SortOrder};
+pub use listings::Discovered;
 pub use service::{Listing, Owner, RegistryService, connections_of, contributors_of, policies_of, tags_of};
 
 /// The registry plugin.

@@ -2,7 +2,7 @@
 //! - answers: browse (`/api/v1/endpoints/public`), trending and the JSON owner pages for
 //!   anonymous callers, as serialised bodies with their ETag ([`Page`]), so a repeated read costs
 //!   neither a query nor a serialisation, and a client that has the body gets `304 Not Modified`;
-//! - discoveries: what explore, search and the home page find ([`crate::Discovered`]), the same
+//! - discoveries: what explore, search and the home page find ([`Discovered`]), the same
 //!   for every viewer (public endpoints only), and what an owner's page lists for anonymous
 //!   viewers, so the web's pages cost no registry query when repeated;
 //! - look-ups: owners by `/{owner}` name and endpoints by owner and slug, whoever asks (who may
@@ -36,6 +36,8 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, payload::Json};
 use thub_plugin_sdk::{Clock, EventBus};
+
+use crate::entity::endpoint;
 
 /// A serialised answer and its entity tag.
 #[derive(Debug)]
@@ -264,6 +266,49 @@ impl<T: Type + ToJSON + Send> ApiResponse for CachedJson<T> {
     fn register(registry: &mut Registry) {
         Json::<T>::register(registry);
     }
+}
+
+/// Endpoints as discovery (or an owner's page) found them, with their owners' `/{owner}` names
+/// and how many match in all.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// The endpoints, in order.
+    pub endpoints: Vec<endpoint::Model>,
+    /// Each endpoint's relevance in [0, 1], in the same order (search only, else empty).
+    pub scores: Vec<f64>,
+    /// `/{owner}` name by endpoint id.
+    pub owners: HashMap<i64, String>,
+    /// How many match (search: counted up to [`crate::search::RANKED_MATCHES`]).
+    pub total: u64,
+    /// The stars of all that match together (owner listings only, else 0).
+    pub stars: i64,
+}
+
+impl Weigh for Discovered {
+    fn bytes(&self) -> usize {
+        self.endpoints.iter().map(model_bytes).sum::<usize>() + 64
+    }
+}
+
+impl Weigh for Option<endpoint::Model> {
+    fn bytes(&self) -> usize {
+        self.as_ref().map_or(64, model_bytes)
+    }
+}
+
+/// About what an endpoint row holds in memory: its text, and a little for the rest and its
+/// owner's name.
+fn model_bytes(model: &endpoint::Model) -> usize {
+    model.name.len()
+        + model.slug.len()
+        + model.description.len()
+        + model.readme.len()
+        + model.tags.len()
+        + model.contributors.len()
+        + model.policies.len()
+        + model.connect.len()
+        + model.version.len()
+        + 256
 }
 
 #[cfg(test)]

@@ -20,8 +20,7 @@ use crate::access::Viewer;
 use crate::config::RegistryConfig;
 use crate::entity::endpoint;
 use crate::error::RegistryError;
-use crate::explore::Discovered;
-use crate::listings::{ListingCache, Page, Weigh};
+use crate::listings::{Discovered, ListingCache, Page, Weigh};
 use crate::model::{self, EndpointDraft, EndpointKind, Problem, Visibility};
 use crate::search::{self, Hit};
 
