@@ -149,15 +149,20 @@ impl TestHub {
     async fn start_at(backend: Backend, start: chrono::DateTime<Utc>, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = TestDatabase::create(backend, dir.path()).await;
+        let mut config = test_config(dir.path());
+        config.database.url = thub_core::config::Secret::new(database.url.clone());
+        configure(&mut config);
         let clock = ManualClock::new(start);
-        let hub = instance(dir.path(), &database, &clock, configure).await;
+        let hub = Hub::build_with_clock(config, Arc::new(clock.clone())).await.expect("hub builds");
         Self { hub, dir, clock, database }
     }
 
     /// A second instance of this hub, as a cluster would run it: its own `Hub` on the same
-    /// database, folder and clock, with its settings adjusted by `configure`.
+    /// database, folder and clock, with this one's settings adjusted by `configure`.
     pub async fn another_instance(&self, configure: impl FnOnce(&mut Config)) -> Hub {
-        instance(self.dir.path(), &self.database, &self.clock, configure).await
+        let mut config = (*self.hub.config).clone();
+        configure(&mut config);
+        Hub::build_with_clock(config, Arc::new(self.clock.clone())).await.expect("hub builds")
     }
 
     /// An in-process client through the same endpoint the server uses.
@@ -169,18 +174,6 @@ impl TestHub {
     pub async fn serve(&self) -> TestServer {
         serve(&self.hub).await
     }
-}
-
-async fn instance(
-    folder: &std::path::Path,
-    database: &TestDatabase,
-    clock: &ManualClock,
-    configure: impl FnOnce(&mut Config),
-) -> Hub {
-    let mut config = test_config(folder);
-    config.database.url = thub_core::config::Secret::new(database.url.clone());
-    configure(&mut config);
-    Hub::build_with_clock(config, Arc::new(clock.clone())).await.expect("hub builds")
 }
 
 /// Serves `hub` on a real socket on 127.0.0.1; stops when the returned server is dropped.

@@ -56,10 +56,7 @@ pub(crate) fn configure(config: &mut Config) {
 /// the database, as the first after a change does. The bench's hard case beside the cached one.
 pub(crate) async fn uncached_instance(hub: &TestHub) -> (thub_core::Hub, TestServer) {
     let uncached = hub
-        .another_instance(|config| {
-            configure(config);
-            config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0));
-        })
+        .another_instance(|config| config.plugins.set_key("registry", "listing_cache_seconds", serde_json::json!(0)))
         .await;
     let server = thub_tests::serve(&uncached).await;
     (uncached, server)
