@@ -19,6 +19,7 @@ mod m20261126_000009_create_wasm_plugin_tables;
 mod m20261130_000010_create_endpoint_search;
 mod m20261130_000011_index_endpoint_orders;
 mod m20261130_000012_index_endpoint_reads;
+mod m20261201_000013_drop_endpoint_search;
 
 /// Runs the migrations above, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_create_endpoint_search::Migration),
             Box::new(m20261130_000011_index_endpoint_orders::Migration),
             Box::new(m20261130_000012_index_endpoint_reads::Migration),
+            Box::new(m20261201_000013_drop_endpoint_search::Migration),
         ]
     }
 }

@@ -81,7 +81,7 @@ macro_rules! indexed {
     };
 }
 
-const SQLITE_UP: &[&str] = &[
+pub(crate) const SQLITE_UP: &[&str] = &[
     "DROP TRIGGER IF EXISTS endpoints_fts_insert",
     "DROP TRIGGER IF EXISTS endpoints_fts_delete",
     "DROP TRIGGER IF EXISTS endpoints_fts_update",
@@ -114,14 +114,14 @@ const SQLITE_UP: &[&str] = &[
     ),
 ];
 
-const SQLITE_DOWN: &[&str] = &[
+pub(crate) const SQLITE_DOWN: &[&str] = &[
     "DROP TRIGGER IF EXISTS endpoint_search_insert",
     "DROP TRIGGER IF EXISTS endpoint_search_delete",
     "DROP TRIGGER IF EXISTS endpoint_search_update",
     "DROP TABLE IF EXISTS endpoint_search",
 ];
 
-const POSTGRES_UP: &[&str] = &[
+pub(crate) const POSTGRES_UP: &[&str] = &[
     "DROP INDEX IF EXISTS idx_endpoints_search",
     "CREATE INDEX idx_endpoints_discoverable_search ON endpoints USING GIN (search_vector) \
        WHERE visibility = 'public' AND is_active",

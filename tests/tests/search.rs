@@ -3,12 +3,21 @@
 //! query is bounded to the newest matches.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use poem::http::Method;
+use std::sync::Arc;
+
+use poem::http::{Method, StatusCode};
+use poem::test::TestClient;
 use serde_json::{Value, json};
+use thub_core::Hub;
 use thub_registry::search::RANKED_MATCHES;
 use thub_tests::{Backend, Session, TestHub, on_every_backend};
 
-on_every_backend!(the_index_follows_every_write, hostile_queries_are_plain_words, ranking_is_bounded_to_the_newest);
+on_every_backend!(
+    the_index_follows_every_write,
+    the_index_follows_changes_it_was_not_told_of,
+    hostile_queries_are_plain_words,
+    ranking_is_bounded_to_the_newest
+);
 
 /// Slugs of the hits of an anonymous search, and the reported total.
 async fn found(hub: &TestHub, body: Value) -> (Vec<String>, u64) {
@@ -103,6 +112,49 @@ async fn the_index_follows_every_write(backend: Backend) {
         hub.send_json(Method::DELETE, Some(&bob), "/api/v1/endpoints/slug/quasar-internal", json!({})).await;
     assert_eq!(status, 204);
     assert!(query(&hub, "quasar").await.is_empty());
+}
+
+/// Changes no refresh announced: another instance's writes show within the lifetime, and an
+/// owner deleted with its endpoints at once.
+async fn the_index_follows_changes_it_was_not_told_of(backend: Backend) {
+    let first = TestHub::start(backend).await;
+    let second = Hub::build_with_clock((*first.hub.config).clone(), Arc::new(first.clock.clone())).await.unwrap();
+    let on_second = TestClient::new(second.endpoint());
+    let search_second = async |text: &str| {
+        let response = on_second.post("/api/v1/endpoints/search").body_json(&json!({"query": text})).send().await;
+        response.assert_status_is_ok();
+        let answer: Value = response.json().await.value().deserialize();
+        let slugs: Vec<String> =
+            answer["results"].as_array().unwrap().iter().map(|hit| hit["slug"].as_str().unwrap().to_owned()).collect();
+        (slugs, answer["total"].as_u64().unwrap())
+    };
+    let alice = first.register("alice").await;
+    let kept = first.endpoint(&alice, json!({"name": "Quasar Kept", "type": "model"})).await;
+    let lifetime = chrono::Duration::seconds(2);
+    first.clock.advance(lifetime);
+    assert_eq!(search_second("quasar").await, (vec!["quasar-kept".to_owned()], 1));
+
+    // Created, renamed and deleted on the first instance: the second finds out after the lifetime.
+    let gone = first.endpoint(&alice, json!({"name": "Quasar Gone", "type": "model"})).await;
+    patch(&first, &alice, &format!("/api/v1/endpoints/{}", kept["id"]), json!({"name": "Pulsar Kept"})).await;
+    assert_eq!(search_second("quasar").await.1, 1, "within the lifetime the second may not know yet");
+    first.clock.advance(lifetime);
+    assert_eq!(search_second("quasar").await, (vec!["quasar-gone".to_owned()], 1));
+    assert_eq!(search_second("pulsar").await, (vec!["quasar-kept".to_owned()], 1), "the new name");
+    let path = format!("/api/v1/endpoints/{}", gone["id"]);
+    let (status, _) = first.send_json(Method::DELETE, Some(&alice), &path, json!({})).await;
+    assert_eq!(status, 204);
+    first.clock.advance(lifetime);
+    assert_eq!(search_second("quasar").await, (vec![], 0));
+
+    // Deleting a user takes its endpoints along, with no registry write: gone at once.
+    let bob = first.register("bob").await;
+    first.endpoint(&bob, json!({"name": "Pulsar Bob", "type": "model"})).await;
+    assert_eq!(query(&first, "pulsar").await, ["pulsar-bob", "quasar-kept"]);
+    let response =
+        first.client().delete(format!("/api/v1/users/{}", bob.id)).header("authorization", bob.bearer()).send().await;
+    response.assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(found(&first, json!({"query": "pulsar"})).await, (vec!["quasar-kept".to_owned()], 1));
 }
 
 async fn hostile_queries_are_plain_words(backend: Backend) {

@@ -11,11 +11,12 @@ pub struct RegistryConfig {
     /// Most endpoints one `POST /api/v1/endpoints/sync` may carry.
     pub max_sync_endpoints: usize,
     /// How long an anonymous public listing (browse, trending, owner pages) and what discovery
-    /// finds (explore, search) are served from memory: the longest a change made on another
-    /// instance takes to show here. 0: off.
+    /// finds (explore, search) are served from memory, and how long the search index goes
+    /// without comparing itself with the database: the longest a change made on another
+    /// instance takes to show here. 0: no caching, and the index compares at every search.
     pub listing_cache_seconds: u64,
     /// Most bytes each of the four read caches (answers, discoveries, owners, endpoints by
-    /// slug) holds.
+    /// slug) holds. 0: nothing is cached.
     pub listing_cache_bytes: usize,
 }
 

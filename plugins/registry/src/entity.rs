@@ -1,4 +1,4 @@
-//! SeaORM entity: `endpoints`. (The full-text index beside it is managed by SQL: see `search`.)
+//! SeaORM entity: `endpoints`.
 
 /// `endpoints`.
 pub mod endpoint {

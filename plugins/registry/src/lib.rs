@@ -2,9 +2,8 @@
 //! or organizations, with one visibility rule for every surface, discovery, trending, full-text
 //! search and GitHub-style owner pages.
 //!
-//! - Tables: `endpoints` (+ its discovery search index of public, active endpoints:
-//!   `endpoint_search` (FTS5) on SQLite, a `tsvector` column with a partial GIN index on
-//!   PostgreSQL).
+//! - Tables: `endpoints`. The full-text search index of public, active endpoints is kept in
+//!   memory ([`search`]).
 //! - Routes: `/api/v1/endpoints` (create, list mine, public, trending, search, sync, get,
 //!   update, delete, by slug, admin); `GET /{owner}` and `GET /{owner}/{slug}` (fallback).
 //! - Config: `[plugins.registry]` `max_readme_chars`, `max_sync_endpoints`,

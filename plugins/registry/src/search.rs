@@ -1,26 +1,46 @@
-//! Full-text search over name, tags, description and README, ranked in the database and cut
-//! to the page there: FTS5 `bm25()` on SQLite (the `endpoint_search` table), `ts_rank_cd` over
-//! the GIN-indexed `search_vector` on PostgreSQL. Both indexes hold only what discovery shows
-//! (public, active endpoints) and are kept in step with every write in its own transaction
-//! (triggers; a generated column and a partial index).
+//! Full-text search over name, tags, description and README: an index in memory of what
+//! discovery shows (public, active endpoints), kept in step with the database, where a query is
+//! matched, ranked and cut to the page. The same code on both backends, so the same query finds
+//! the same endpoints in the same order on SQLite and on PostgreSQL.
 //!
-//! Bounded work: a query ranks at most [`RANKED_MATCHES`] matches, the most recently created
-//! ones, which both indexes hand out without touching the others (FTS5 walks its lists by
-//! rowid from the top; PostgreSQL walks the primary key backwards, or for rare words reads the
-//! GIN index). Ranking every match costs time in proportion to the matches (measured at
-//! 100 000 endpoints, a word in half of them: 22 ms for FTS5's `ORDER BY rank`, 70 ms for
-//! `ts_rank_cd`), which no page of ten hits is worth; `total` is counted within the same window.
+//! Why not the database's own full-text search: ranking (FTS5's `bm25()`, PostgreSQL's
+//! `ts_rank_cd`) costs time in proportion to the matches, even when only the newest are ranked:
+//! FTS5 counts every match of each word for its IDF and merges every list of a prefix, and
+//! PostgreSQL reads each candidate's `tsvector` from the heap. Measured at 100 000 endpoints, a
+//! word in half of them took 14–22 ms on SQLite and 5–8 ms on PostgreSQL from one client, and
+//! 54–249 ms (p99) under 16. Here a query walks at most [`RANKED_MATCHES`] postings per word.
 //!
-//! A relevance score in [0, 1] is then computed the same way on both backends (see
-//! [`relevance`]), so scores are comparable across deployments and meaningful on small
-//! catalogues, where bm25's IDF is ~0.
-//! User input never reaches a query language: it is cut into letter-and-digit words, each
-//! quoted and OR-ed; each matches whole words, the last also as a prefix (the word being typed:
-//! a prefix costs FTS5 a merge of every matching term's list, twice with bm25).
+//! Matching: user input never reaches a query language. It is cut into letter-and-digit words
+//! ([`words`]), OR-ed; each matches whole words, the last also as a prefix (the word being
+//! typed).
+//!
+//! Ranking, bounded: at most [`RANKED_MATCHES`] matches are ranked, the most recently created
+//! ones; `total` counts within that window. Each gets a relevance in [0, 1] (see [`score`]):
+//! per query word, the weight of the best field holding it, averaged; ties go to the newest.
+//!
+//! Kept in step (see [`SearchIndex`]):
+//! - this instance's registry writes refresh the endpoints they touched after their commit,
+//!   before the write answers, so a writer's next search sees its change;
+//! - anything else (another instance's writes, endpoints deleted with their owner): a search
+//!   more than `[plugins.registry] listing_cache_seconds` after the last comparison (or after
+//!   a user or an organization changed here) compares how many endpoints are discoverable and
+//!   their newest change with the index's, and reloads what differs. Every registry write sets
+//!   `updated_at`, so a change shows in one of the two.
+//!
+//! Memory: 8 bytes per distinct word of each indexed endpoint in its word's list, 4 in the
+//! endpoint's own list, and each distinct word once (about 4.5 MB per 10 000 endpoints of the
+//! bench's catalogue: see `scripts/bench memory`).
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::model::EndpointKind;
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use thub_plugin_sdk::Clock;
+
+use crate::entity::endpoint;
+use crate::model::{EndpointKind, Visibility};
 
 /// At most this many words of a query are used.
 const MAX_WORDS: usize = 16;
@@ -28,34 +48,31 @@ const MAX_WORDS: usize = 16;
 /// At most this many matches of a query are ranked (the newest); `total` counts up to it.
 pub const RANKED_MATCHES: u64 = 500;
 
-/// One candidate: the endpoint id, in the backend's rank order.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Hit {
-    /// Endpoint id.
-    pub(crate) id: i64,
-}
-
 /// How much a word matching in each field counts: name, tags, description, README.
 const FIELD_WEIGHTS: [f64; 4] = [1.0, 0.8, 0.6, 0.3];
 
-/// Relevance in [0, 1]: for each query word, the weight of the best field containing a word
-/// it [`matches`] (0 if none), averaged over the query's words.
-pub(crate) fn relevance(query_words: &[String], fields: [&str; 4]) -> f64 {
-    if query_words.is_empty() {
+/// Which fields hold a word: bit `i` for field `i` of [`FIELD_WEIGHTS`].
+type Fields = u8;
+
+/// Endpoints loaded from the database per query.
+const LOAD_BATCH: u64 = 1_000;
+
+/// Relevance in [0, 1] of a match whose query words were found in these fields, one entry per
+/// word: for each query word, the weight of the best field holding a word it [`matches`] (0 if
+/// none), averaged over the query's words.
+fn score(found: &[Fields]) -> f64 {
+    if found.is_empty() {
         return 0.0;
     }
-    let field_words: Vec<Vec<String>> = fields.iter().map(|field| all_words(field)).collect();
-    let total: f64 = (0..query_words.len())
-        .map(|index| {
-            FIELD_WEIGHTS
-                .iter()
-                .zip(&field_words)
-                .filter(|(_, words)| words.iter().any(|word| matched_by(query_words, index, word)))
-                .map(|(weight, _)| *weight)
-                .fold(0.0, f64::max)
-        })
-        .sum();
-    total / query_words.len() as f64
+    let best = |fields: Fields| {
+        FIELD_WEIGHTS
+            .iter()
+            .enumerate()
+            .filter(|(field, _)| fields & (1 << field) != 0)
+            .map(|(_, weight)| *weight)
+            .fold(0.0, f64::max)
+    };
+    found.iter().map(|fields| best(*fields)).sum::<f64>() / found.len() as f64
 }
 
 /// Whether `word` (lowercase) is matched by a query of `query_words`, the way search matches:
@@ -69,8 +86,16 @@ fn matched_by(query_words: &[String], index: usize, word: &str) -> bool {
     if index + 1 == query_words.len() { word.starts_with(query_word) } else { word == query_word }
 }
 
-fn all_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).map(str::to_lowercase).collect()
+/// The distinct words of an endpoint's fields (runs of letters and digits, lowercased), each
+/// with the fields it is in.
+fn indexed_words(fields: [&str; 4]) -> HashMap<String, Fields> {
+    let mut words: HashMap<String, Fields> = HashMap::new();
+    for (field, text) in fields.iter().enumerate() {
+        for word in text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()) {
+            *words.entry(word.to_lowercase()).or_default() |= 1 << field;
+        }
+    }
+    words
 }
 
 /// The words of a query: runs of Unicode letters and digits, lowercased, at most 64 characters
@@ -89,123 +114,406 @@ pub fn words(query: &str) -> Vec<String> {
     words
 }
 
-/// Public, active endpoints matching the query's `words` (see [`words`]), best first by the backend's rank, at most
-/// `limit`; and how many match, counted up to [`RANKED_MATCHES`]. `hidden_organizations` are
-/// suspended organizations whose endpoints never show.
-pub(crate) async fn search(
-    db: &DatabaseConnection,
-    words: &[String],
+/// What a search found: endpoint ids with their relevance, best first, and how many match
+/// (counted up to [`RANKED_MATCHES`]).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Found {
+    pub(crate) hits: Vec<(i64, f64)>,
+    pub(crate) total: u64,
+}
+
+/// The search index of discoverable endpoints (see the module documentation).
+pub(crate) struct SearchIndex {
+    contents: RwLock<Contents>,
+    /// Held by whoever reads the database to change the index, until the change is applied, so
+    /// what an earlier reading saw never overwrites what a later one saw.
+    changing: tokio::sync::Mutex<()>,
+    /// How long the index is trusted without comparing it with the database.
+    lifetime: chrono::Duration,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct Contents {
+    /// When the index was last compared with the database (`None`: never built, or doubted).
+    checked: Option<DateTime<Utc>>,
+    /// Whether the index was ever built.
+    built: bool,
+    /// Every distinct word, in order (a prefix is a range), with its number.
+    dictionary: BTreeMap<Arc<str>, u32>,
+    /// Per word number: the endpoints holding it, ids ascending, each `id << 4 | fields`.
+    postings: Vec<Vec<u64>>,
+    /// Per word number: its spelling while in use.
+    spellings: Vec<Option<Arc<str>>>,
+    /// Word numbers free for reuse.
+    free: Vec<u32>,
+    endpoints: HashMap<i64, Indexed>,
+}
+
+/// An indexed endpoint: what a search filters on, and its words (to remove them).
+struct Indexed {
     kind: Option<EndpointKind>,
-    hidden_organizations: &[i64],
-    limit: u64,
-) -> Result<(Vec<Hit>, u64), sea_orm::DbErr> {
-    if words.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    let backend = db.get_database_backend();
-    let mut values: Vec<Value> = Vec::new();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            values.push(terms(words, ":*", " | ").into());
-            let mut filters = String::new();
-            if let Some(kind) = kind {
-                values.push(kind.as_str().into());
-                filters.push_str(&format!(" AND type = ${}", values.len()));
-            }
-            if !hidden_organizations.is_empty() {
-                let list = placeholders(&mut values, hidden_organizations);
-                filters.push_str(&format!(" AND (organization_id IS NULL OR organization_id NOT IN ({list}))"));
-            }
-            // The predicate repeats the partial index's, so the planner may use it.
-            format!(
-                "SELECT id, rank, COUNT(*) OVER () AS total FROM (\
-                   SELECT id, ts_rank_cd(search_vector, to_tsquery('simple', $1)) AS rank FROM (\
-                     SELECT id, search_vector FROM endpoints WHERE search_vector @@ to_tsquery('simple', $1) \
-                     AND visibility = 'public' AND is_active{filters} ORDER BY id DESC LIMIT {RANKED_MATCHES}\
-                   ) AS newest\
-                 ) AS ranked ORDER BY rank DESC, id LIMIT {limit}"
-            )
-        }
-        _ => {
-            // Each word quoted (words hold letters and digits only), so nothing the user typed
-            // is FTS5 syntax; the column filter keeps words off the `kind` column.
-            let quoted: Vec<String> = words.iter().map(|word| format!("\"{word}\"")).collect();
-            let mut expression = format!("{{name tags description readme}} : ({})", terms(&quoted, "*", " OR "));
-            if let Some(kind) = kind {
-                expression.push_str(&format!(" AND kind : \"{}\"", kind.as_str().replace('_', "")));
-            }
-            values.push(expression.into());
-            let mut filters = String::new();
-            if !hidden_organizations.is_empty() {
-                let list = placeholders(&mut values, hidden_organizations);
-                filters.push_str(&format!(
-                    " AND rowid NOT IN (SELECT id FROM endpoints WHERE organization_id IN ({list}))"
-                ));
-            }
-            // bm25 is negative, smaller is better; weights favour name, then tags and description.
-            // It sits in a subquery because SQLite's bm25() may not sit beside a window function.
-            format!(
-                "SELECT id, rank, COUNT(*) OVER () AS total FROM (\
-                   SELECT rowid AS id, bm25(endpoint_search, 10.0, 5.0, 5.0, 1.0, 0.0) AS rank \
-                   FROM endpoint_search WHERE endpoint_search MATCH $1{filters} \
-                   ORDER BY rowid DESC LIMIT {RANKED_MATCHES}\
-                 ) AS newest ORDER BY rank, id LIMIT {limit}"
-            )
-        }
-    };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    let mut total = 0;
-    let mut hits = Vec::with_capacity(rows.len());
-    for row in rows {
-        // Columns by position: id, rank, total.
-        total = row.try_get_by_index::<i64>(2)?.max(0) as u64;
-        hits.push(Hit { id: row.try_get_by_index(0)? });
-    }
-    Ok((hits, total))
+    organization_id: Option<i64>,
+    updated_at: DateTime<Utc>,
+    words: Box<[u32]>,
 }
 
-/// `words` joined by `or`, the last with `prefix` appended.
-fn terms(words: &[String], prefix: &str, or: &str) -> String {
-    let mut joined = words.join(or);
-    joined.push_str(prefix);
-    joined
+/// An endpoint read from the database, its words counted, ready to enter the index.
+struct Prepared {
+    id: i64,
+    discoverable: bool,
+    kind: Option<EndpointKind>,
+    organization_id: Option<i64>,
+    updated_at: DateTime<Utc>,
+    words: HashMap<String, Fields>,
 }
 
-/// `$n, $m, …` for `ids`, appended to `values`.
-fn placeholders(values: &mut Vec<Value>, ids: &[i64]) -> String {
-    ids.iter()
-        .map(|id| {
-            values.push((*id).into());
-            format!("${}", values.len())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+impl Prepared {
+    fn of(row: endpoint::Model) -> Self {
+        let discoverable = row.is_active && row.visibility == Visibility::Public.as_str();
+        let words = if discoverable {
+            indexed_words([&row.name, &row.tags, &row.description, &row.readme])
+        } else {
+            HashMap::new()
+        };
+        Self {
+            id: row.id,
+            discoverable,
+            kind: EndpointKind::parse(&row.kind),
+            organization_id: row.organization_id,
+            updated_at: row.updated_at,
+            words,
+        }
+    }
+}
+
+/// Public, active endpoints: what the index holds.
+fn discoverable() -> Condition {
+    Condition::all()
+        .add(endpoint::Column::Visibility.eq(Visibility::Public.as_str()))
+        .add(endpoint::Column::IsActive.eq(true))
+}
+
+impl SearchIndex {
+    /// An empty index, built on first use; compared with the database when `lifetime_seconds`
+    /// have passed since the last comparison.
+    pub(crate) fn new(lifetime_seconds: u64, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            contents: RwLock::default(),
+            changing: tokio::sync::Mutex::new(()),
+            lifetime: chrono::Duration::seconds(i64::try_from(lifetime_seconds).unwrap_or(i64::MAX / 1000)),
+            clock,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Contents> {
+        self.contents.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Contents> {
+        self.contents.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Discoverable endpoints matching the query's `words` (see [`words`]), of `kind` if given,
+    /// not of the `hidden_organizations`: the best `limit`, and how many match (see [`Found`]).
+    pub(crate) async fn search(
+        &self,
+        db: &DatabaseConnection,
+        words: &[String],
+        kind: Option<EndpointKind>,
+        hidden_organizations: &[i64],
+        limit: usize,
+    ) -> Result<Found, DbErr> {
+        if self.due() {
+            self.catch_up(db).await?;
+        }
+        Ok(self.read().rank(words, kind, hidden_organizations, limit))
+    }
+
+    /// Whether the index must be compared with the database before it answers.
+    fn due(&self) -> bool {
+        self.read().checked.is_none_or(|checked| self.clock.now() - checked >= self.lifetime)
+    }
+
+    /// Has the next search compare the index with the database: something may have changed
+    /// that no refresh announces (an owner deleted with its endpoints).
+    pub(crate) fn doubt(&self) {
+        self.write().checked = None;
+    }
+
+    /// Builds the index, or compares it with the database and reloads what differs.
+    pub(crate) async fn catch_up(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let _turn = self.changing.lock().await;
+        if !self.due() {
+            return Ok(()); // Whoever held the turn before did it.
+        }
+        let started = self.clock.now();
+        if self.read().built {
+            let stored: Option<(i64, Option<DateTime<Utc>>)> = endpoint::Entity::find()
+                .select_only()
+                .column_as(endpoint::Column::Id.count(), "endpoints")
+                .column_as(endpoint::Column::UpdatedAt.max(), "newest")
+                .filter(discoverable())
+                .into_tuple()
+                .one(db)
+                .await?;
+            let (count, newest) = stored.unwrap_or_default();
+            if (usize::try_from(count).unwrap_or_default(), newest) != self.read().summary() {
+                self.reconcile(db).await?;
+            }
+        } else {
+            let mut after = 0;
+            loop {
+                let rows = endpoint::Entity::find()
+                    .filter(discoverable())
+                    .filter(endpoint::Column::Id.gt(after))
+                    .order_by_asc(endpoint::Column::Id)
+                    .limit(LOAD_BATCH)
+                    .all(db)
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.id;
+                let prepared: Vec<Prepared> = rows.into_iter().map(Prepared::of).collect();
+                self.write().apply(prepared);
+            }
+            self.write().built = true;
+        }
+        self.write().checked = Some(started);
+        Ok(())
+    }
+
+    /// Reloads the endpoints whose last change differs from the index's, and drops those no
+    /// longer discoverable.
+    async fn reconcile(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let stored: Vec<(i64, DateTime<Utc>)> = endpoint::Entity::find()
+            .select_only()
+            .column(endpoint::Column::Id)
+            .column(endpoint::Column::UpdatedAt)
+            .filter(discoverable())
+            .into_tuple()
+            .all(db)
+            .await?;
+        let (gone, changed) = {
+            let contents = self.read();
+            let kept: HashSet<i64> = stored.iter().map(|(id, _)| *id).collect();
+            let gone: Vec<i64> = contents.endpoints.keys().copied().filter(|id| !kept.contains(id)).collect();
+            let changed: Vec<i64> = stored
+                .iter()
+                .filter(|(id, updated_at)| {
+                    contents.endpoints.get(id).is_none_or(|known| known.updated_at != *updated_at)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            (gone, changed)
+        };
+        let prepared = Self::read_endpoints(db, &changed).await?;
+        let mut contents = self.write();
+        contents.remove_all(&gone);
+        contents.remove_all(&changed);
+        contents.apply(prepared);
+        Ok(())
+    }
+
+    /// Brings the endpoints `ids` up to date (after this instance changed them): each enters,
+    /// changes in or leaves the index as it now is in the database.
+    pub(crate) async fn refresh(&self, db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
+        let _turn = self.changing.lock().await;
+        if !self.read().built {
+            return Ok(()); // The first search builds it from the database as it is then.
+        }
+        let prepared = Self::read_endpoints(db, ids).await?;
+        // Applied at once, so a search meanwhile finds each endpoint as it was or as it is.
+        let mut contents = self.write();
+        contents.remove_all(ids);
+        contents.apply(prepared);
+        Ok(())
+    }
+
+    /// The endpoints `ids` as stored (those deleted are missing), ready for the index.
+    async fn read_endpoints(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<Prepared>, DbErr> {
+        let mut prepared = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(LOAD_BATCH as usize) {
+            let rows = endpoint::Entity::find().filter(endpoint::Column::Id.is_in(batch.to_vec())).all(db).await?;
+            prepared.extend(rows.into_iter().map(Prepared::of));
+        }
+        Ok(prepared)
+    }
+}
+
+impl Contents {
+    /// How many endpoints are indexed, and their newest change: what the database says of
+    /// discoverable endpoints when the index is in step.
+    fn summary(&self) -> (usize, Option<DateTime<Utc>>) {
+        (self.endpoints.len(), self.endpoints.values().map(|indexed| indexed.updated_at).max())
+    }
+
+    /// Puts each endpoint in the index as it was read: in it if discoverable, else out.
+    fn apply(&mut self, prepared: Vec<Prepared>) {
+        for endpoint in prepared {
+            self.remove(endpoint.id);
+            if !endpoint.discoverable {
+                continue;
+            }
+            let mut words = Vec::with_capacity(endpoint.words.len());
+            for (word, fields) in endpoint.words {
+                let number = self.number(word);
+                let list = &mut self.postings[number as usize];
+                let posting = (endpoint.id as u64) << 4 | u64::from(fields);
+                match list.binary_search_by_key(&endpoint.id, |posting| (posting >> 4) as i64) {
+                    Ok(at) => list[at] = posting,
+                    Err(at) => list.insert(at, posting),
+                }
+                words.push(number);
+            }
+            let indexed = Indexed {
+                kind: endpoint.kind,
+                organization_id: endpoint.organization_id,
+                updated_at: endpoint.updated_at,
+                words: words.into_boxed_slice(),
+            };
+            self.endpoints.insert(endpoint.id, indexed);
+        }
+    }
+
+    fn remove_all(&mut self, ids: &[i64]) {
+        for id in ids {
+            self.remove(*id);
+        }
+    }
+
+    fn remove(&mut self, id: i64) {
+        let Some(indexed) = self.endpoints.remove(&id) else { return };
+        for number in indexed.words {
+            let list = &mut self.postings[number as usize];
+            if let Ok(at) = list.binary_search_by_key(&id, |posting| (posting >> 4) as i64) {
+                list.remove(at);
+            }
+            if list.is_empty() {
+                *list = Vec::new(); // Its memory too.
+                if let Some(spelling) = self.spellings[number as usize].take() {
+                    self.dictionary.remove(&spelling);
+                }
+                self.free.push(number);
+            }
+        }
+    }
+
+    /// The number of `word`, given one if new.
+    fn number(&mut self, word: String) -> u32 {
+        if let Some(number) = self.dictionary.get(word.as_str()) {
+            return *number;
+        }
+        let spelling: Arc<str> = word.into();
+        let number = match self.free.pop() {
+            Some(number) => number,
+            None => {
+                self.postings.push(Vec::new());
+                self.spellings.push(None);
+                (self.postings.len() - 1) as u32
+            }
+        };
+        self.spellings[number as usize] = Some(spelling.clone());
+        self.dictionary.insert(spelling, number);
+        number
+    }
+
+    /// The query's matches (see the module documentation), best first, at most `limit`.
+    fn rank(&self, words: &[String], kind: Option<EndpointKind>, hidden: &[i64], limit: usize) -> Found {
+        // Every list a query word takes: its own, or for the last every word it begins.
+        let mut lists: Vec<(usize, &[u64])> = Vec::new();
+        for (index, word) in words.iter().enumerate() {
+            if index + 1 == words.len() {
+                let begun = self
+                    .dictionary
+                    .range::<str, _>((Bound::Included(word.as_str()), Bound::Unbounded))
+                    .take_while(|(key, _)| key.starts_with(word));
+                lists.extend(begun.map(|(_, number)| (index, self.postings[*number as usize].as_slice())));
+            } else if let Some(number) = self.dictionary.get(word.as_str()) {
+                lists.push((index, self.postings[*number as usize].as_slice()));
+            }
+        }
+        // Walk the lists from their newest posting down, merged: (posting, list, position).
+        let mut heads: BinaryHeap<(u64, usize, usize)> = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(list, (_, postings))| postings.last().map(|posting| (*posting, list, postings.len() - 1)))
+            .collect();
+        let mut ranked: Vec<(f64, i64)> = Vec::new();
+        let mut current: Option<i64> = None;
+        let mut found: Vec<Fields> = vec![0; words.len()];
+        let admit = |id: i64, found: &[Fields], ranked: &mut Vec<(f64, i64)>| {
+            let shown = self.endpoints.get(&id).is_some_and(|indexed| {
+                kind.is_none_or(|kind| indexed.kind == Some(kind))
+                    && indexed.organization_id.is_none_or(|organization| !hidden.contains(&organization))
+            });
+            if shown {
+                ranked.push((score(found), id));
+            }
+        };
+        while let Some((posting, list, position)) = heads.pop() {
+            let id = (posting >> 4) as i64;
+            if current != Some(id) {
+                if let Some(previous) = current {
+                    admit(previous, &found, &mut ranked);
+                    if ranked.len() as u64 == RANKED_MATCHES {
+                        current = None;
+                        break;
+                    }
+                }
+                current = Some(id);
+                found.fill(0);
+            }
+            let (index, postings) = lists[list];
+            found[index] |= (posting & 0xF) as Fields;
+            if position > 0 {
+                heads.push((postings[position - 1], list, position - 1));
+            }
+        }
+        if let Some(last) = current {
+            admit(last, &found, &mut ranked);
+        }
+        let total = ranked.len() as u64;
+        // Best first; among equals, the newest.
+        ranked.sort_by(|left, right| right.0.total_cmp(&left.0).then(right.1.cmp(&left.1)));
+        ranked.truncate(limit);
+        Found { hits: ranked.into_iter().map(|(score, id)| (id, score)).collect(), total }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::words;
+    use super::*;
+
+    /// The relevance of an endpoint with these fields (name, tags, description, README) to a query,
+    /// from its text: what the index must agree with.
+    fn relevance(query_words: &[String], fields: [&str; 4]) -> f64 {
+        let indexed = indexed_words(fields);
+        let found: Vec<Fields> = (0..query_words.len())
+            .map(|index| {
+                indexed
+                    .iter()
+                    .filter(|(word, _)| matched_by(query_words, index, word))
+                    .fold(0, |all, (_, in_)| all | in_)
+            })
+            .collect();
+        score(&found)
+    }
 
     #[test]
     fn relevance_weighs_fields_and_coverage() {
         let query = words("image classifier");
-        assert_eq!(super::relevance(&query, ["Image Classifier", "", "", ""]), 1.0);
-        assert_eq!(super::relevance(&query, ["Image tool", "", "", "a classifier"]), (1.0 + 0.3) / 2.0);
-        assert_eq!(super::relevance(&query, ["x", "", "", ""]), 0.0);
-        assert_eq!(super::relevance(&words("class"), ["", "", "classification models", ""]), 0.6, "prefixes match");
-        assert_eq!(
-            super::relevance(&words("class model"), ["classification", "", "", "models"]),
-            0.15,
-            "the last only"
-        );
+        assert_eq!(relevance(&query, ["Image Classifier", "", "", ""]), 1.0);
+        assert_eq!(relevance(&query, ["Image tool", "", "", "a classifier"]), (1.0 + 0.3) / 2.0);
+        assert_eq!(relevance(&query, ["x", "", "", ""]), 0.0);
+        assert_eq!(relevance(&words("class"), ["", "", "classification models", ""]), 0.6, "prefixes match");
+        assert_eq!(relevance(&words("class model"), ["classification", "", "", "models"]), 0.15, "the last only");
     }
 
     #[test]
     fn whole_words_match_and_the_last_as_a_prefix() {
         let query = words("image class");
-        assert!(super::matches(&query, "image") && super::matches(&query, "classifier"));
-        assert!(!super::matches(&query, "images") && !super::matches(&query, "clas"));
-        assert_eq!(super::terms(&query, "*", " OR "), "image OR class*");
+        assert!(matches(&query, "image") && matches(&query, "classifier"));
+        assert!(!matches(&query, "images") && !matches(&query, "clas"));
     }
 
     #[test]
@@ -215,5 +523,67 @@ mod tests {
         assert_eq!(words("'; DROP TABLE endpoints; --"), ["drop", "table", "endpoints"]);
         assert_eq!(words("Ünïcödé 数据 データ"), ["ünïcödé", "数据", "データ"]);
         assert!(words("%%% ___ ***").is_empty());
+    }
+
+    fn endpoint(id: i64, kind: EndpointKind, organization_id: Option<i64>, fields: [&str; 4]) -> Prepared {
+        Prepared {
+            id,
+            discoverable: true,
+            kind: Some(kind),
+            organization_id,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            words: indexed_words(fields),
+        }
+    }
+
+    fn ids(found: &Found) -> Vec<i64> {
+        found.hits.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn the_index_ranks_by_relevance_then_newest_and_filters() {
+        let mut contents = Contents::default();
+        contents.apply(vec![
+            endpoint(1, EndpointKind::Model, None, ["Image classifier", "", "", ""]),
+            endpoint(2, EndpointKind::Agent, Some(7), ["Tool", "[\"image\"]", "", ""]),
+            endpoint(3, EndpointKind::Model, None, ["Other", "", "", "an image and a classifier"]),
+            endpoint(4, EndpointKind::Model, None, ["Image classifier v2", "", "", ""]),
+        ]);
+        let query = words("image class");
+        let found = contents.rank(&query, None, &[], 10);
+        assert_eq!(ids(&found), [4, 1, 2, 3], "{found:?}");
+        assert_eq!(found.hits[0].1, relevance(&query, ["Image classifier v2", "", "", ""]));
+        assert_eq!(found.total, 4);
+        assert_eq!(ids(&contents.rank(&query, Some(EndpointKind::Agent), &[], 10)), [2]);
+        assert_eq!(ids(&contents.rank(&query, None, &[7], 10)), [4, 1, 3], "a hidden organization's endpoint");
+        let cut = contents.rank(&query, None, &[], 1);
+        assert_eq!((ids(&cut), cut.total), (vec![4], 4), "cut to the page, counted whole");
+        assert!(
+            contents.rank(&words("imag"), None, &[], 10).total == 4
+                && contents.rank(&words("imag x"), None, &[], 10).total == 0
+        );
+    }
+
+    #[test]
+    fn removed_and_changed_endpoints_leave_no_words_behind() {
+        let mut contents = Contents::default();
+        contents.apply(vec![endpoint(1, EndpointKind::Model, None, ["Quasar", "", "", "pulsar"])]);
+        contents.apply(vec![endpoint(1, EndpointKind::Model, None, ["Nebula", "", "", ""])]);
+        assert_eq!(contents.rank(&words("quasar"), None, &[], 10), Found::default());
+        assert_eq!(ids(&contents.rank(&words("nebula"), None, &[], 10)), [1]);
+        contents.remove_all(&[1]);
+        assert!(contents.dictionary.is_empty() && contents.endpoints.is_empty());
+        assert_eq!(contents.free.len(), contents.postings.len(), "every word's number is free again");
+    }
+
+    #[test]
+    fn only_the_newest_matches_are_ranked() {
+        let mut contents = Contents::default();
+        let count = RANKED_MATCHES as i64 + 5;
+        contents.apply((1..=count).map(|id| endpoint(id, EndpointKind::Model, None, ["", "", "", "comet"])).collect());
+        // The oldest is the best match, but outside the window.
+        contents.apply(vec![endpoint(1, EndpointKind::Model, None, ["comet", "", "", ""])]);
+        let found = contents.rank(&words("comet"), None, &[], 3);
+        assert_eq!((ids(&found), found.total), (vec![count, count - 1, count - 2], RANKED_MATCHES));
     }
 }

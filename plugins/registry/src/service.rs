@@ -22,7 +22,7 @@ use crate::entity::endpoint;
 use crate::error::RegistryError;
 use crate::listings::{Discovered, ListingCache, Page, Weigh};
 use crate::model::{self, EndpointDraft, EndpointKind, Problem, Visibility};
-use crate::search::{self, Hit};
+use crate::search::{self, SearchIndex};
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -91,6 +91,8 @@ pub struct RegistryService {
     owners: Arc<ListingCache<Option<Owner>>>,
     /// Endpoints by owner and slug, whoever may see them (`None`: no such endpoint).
     owned: Arc<ListingCache<Option<endpoint::Model>>>,
+    /// The full-text search index of discoverable endpoints.
+    index: Arc<SearchIndex>,
     /// [`OrganizationService::changes`] and [`AccountDirectory::user_changes`] when the caches
     /// were last checked against them.
     organization_changes_seen: AtomicU64,
@@ -131,6 +133,7 @@ impl RegistryService {
         let discoveries = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
         let owners = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
         let owned = Arc::new(ListingCache::new(seconds, bytes, clock.clone()));
+        let index = Arc::new(SearchIndex::new(seconds, clock.clone()));
         let organization_changes_seen = AtomicU64::new(organizations.changes());
         let user_changes_seen = AtomicU64::new(accounts.user_changes());
         Self {
@@ -144,6 +147,7 @@ impl RegistryService {
             discoveries,
             owners,
             owned,
+            index,
             organization_changes_seen,
             user_changes_seen,
         }
@@ -173,17 +177,37 @@ impl RegistryService {
             || self.user_changes_seen.load(Ordering::SeqCst) != users
         {
             self.listings_changed();
+            // A deleted owner took its endpoints along, which no refresh announced.
+            self.index.doubt();
             self.organization_changes_seen.store(organizations, Ordering::SeqCst);
             self.user_changes_seen.store(users, Ordering::SeqCst);
         }
     }
 
-    /// Empties the caches whenever an event is published on `events`.
+    /// Empties the caches whenever an event is published on `events`; builds the search index
+    /// meanwhile, so the first search does not wait for it.
     pub fn follow(&self, events: &EventBus) {
         self.listings.follow(events);
         self.discoveries.follow(events);
         self.owners.follow(events);
         self.owned.follow(events);
+        let (index, db) = (self.index.clone(), self.db.clone());
+        tokio::spawn(async move {
+            if let Err(error) = index.catch_up(&db).await {
+                tracing::warn!(%error, "building the search index failed; the first search tries again");
+            }
+        });
+    }
+
+    /// After a write's commit: empties the read caches and brings the search index up to date
+    /// for the endpoints `ids` (created, changed or deleted).
+    async fn written(&self, ids: &[i64]) {
+        self.listings_changed();
+        if let Err(error) = self.index.refresh(&self.db, ids).await {
+            // The write stands; the next search compares the whole index with the database.
+            tracing::warn!(%error, "refreshing the search index failed");
+            self.index.doubt();
+        }
     }
 
     /// Tells the registry that what public listings show changed (a star, after its commit):
@@ -293,9 +317,8 @@ impl RegistryService {
     }
 
     /// Full-text search over public endpoints: the best `top_k` with their relevance, best
-    /// first, and the number of matches (counted up to [`search::RANKED_MATCHES`]). The backend
-    /// finds and ranks candidates (three times `top_k`); the relevance score decides the final
-    /// order, backend rank breaking ties. Kept in the discovery cache by the query's words.
+    /// first, and the number of matches (counted up to [`search::RANKED_MATCHES`]), found in the
+    /// search index ([`crate::search`]). Kept in the discovery cache by the query's words.
     pub async fn search(&self, text: &str, kind: Option<EndpointKind>, top_k: u64) -> Result<Arc<Discovered>> {
         let words = search::words(text);
         let key = format!("search {kind:?} {top_k} {}", words.join(" "));
@@ -304,30 +327,21 @@ impl RegistryService {
 
     async fn search_uncached(&self, words: &[String], kind: Option<EndpointKind>, top_k: u64) -> Result<Discovered> {
         let hidden = self.organizations.suspended_ids().await?;
-        let (hits, total) =
-            search::search(&self.db, words, kind, &hidden, Ord::max(top_k.saturating_mul(3), 30)).await?;
-        let ids: Vec<i64> = hits.iter().map(|hit| hit.id).collect();
-        let mut found: HashMap<i64, endpoint::Model> = endpoint::Entity::find()
+        let limit = usize::try_from(top_k).unwrap_or(usize::MAX);
+        let found = self.index.search(&self.db, words, kind, &hidden, limit).await?;
+        let ids: Vec<i64> = found.hits.iter().map(|(id, _)| *id).collect();
+        let mut stored: HashMap<i64, endpoint::Model> = endpoint::Entity::find()
             .filter(endpoint::Column::Id.is_in(ids))
             .all(&self.db)
             .await?
             .into_iter()
             .map(|model| (model.id, model))
             .collect();
-        let mut results: Vec<(endpoint::Model, f64)> = hits
-            .into_iter()
-            .filter_map(|Hit { id }| found.remove(&id))
-            .map(|model| {
-                let score = search::relevance(words, [&model.name, &model.tags, &model.description, &model.readme]);
-                (model, score)
-            })
-            .collect();
-        // A stable sort keeps the backend's rank among equal scores.
-        results.sort_by(|left, right| right.1.total_cmp(&left.1));
-        results.truncate(top_k as usize);
-        let (endpoints, scores): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        // An endpoint another instance deleted a moment ago may still be in the index: skipped.
+        let (endpoints, scores): (Vec<_>, Vec<_>) =
+            found.hits.into_iter().filter_map(|(id, score)| Some((stored.remove(&id)?, score))).unzip();
         let owners = self.owner_names(&endpoints).await?;
-        Ok(Discovered { endpoints, scores, owners, total, stars: 0 })
+        Ok(Discovered { endpoints, scores, owners, total: found.total, stars: 0 })
     }
 
     /// The owner at `/{name}`: a user (active or not), else an active organization. Kept in
@@ -509,7 +523,7 @@ impl RegistryService {
             };
             let event = self.record(&transaction, "endpoint.created", &created).await?;
             transaction.commit().await?;
-            self.listings_changed();
+            self.written(&[created.id]).await;
             event.publish();
             return Ok(created);
         }
@@ -566,7 +580,7 @@ impl RegistryService {
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
-        self.listings_changed();
+        self.written(&[updated.id]).await;
         event.publish();
         Ok(updated)
     }
@@ -582,7 +596,7 @@ impl RegistryService {
         endpoint::Entity::delete_by_id(id).exec(&transaction).await?;
         let event = self.record(&transaction, "endpoint.deleted", &current).await?;
         transaction.commit().await?;
-        self.listings_changed();
+        self.written(&[id]).await;
         event.publish();
         Ok(())
     }
@@ -629,6 +643,13 @@ impl RegistryService {
             return Err(RegistryError::SyncInvalid(problems));
         }
         let transaction = begin_write(&self.db).await?;
+        let replaced: Vec<i64> = endpoint::Entity::find()
+            .select_only()
+            .column(endpoint::Column::Id)
+            .filter(endpoint::Column::UserId.eq(actor.user_id))
+            .into_tuple()
+            .all(&transaction)
+            .await?;
         let deleted = endpoint::Entity::delete_many()
             .filter(endpoint::Column::UserId.eq(actor.user_id))
             .exec(&transaction)
@@ -649,7 +670,8 @@ impl RegistryService {
         let event = json!({"user_id": actor.user_id, "created": created.len(), "deleted": deleted});
         let event = self.events.record(&transaction, "endpoint.synced", event).await?;
         transaction.commit().await?;
-        self.listings_changed();
+        let touched: Vec<i64> = replaced.into_iter().chain(created.iter().map(|model| model.id)).collect();
+        self.written(&touched).await;
         event.publish();
         Ok((created, deleted))
     }
@@ -674,7 +696,7 @@ impl RegistryService {
         let updated = changed.update(&transaction).await?;
         let event = self.record(&transaction, "endpoint.updated", &updated).await?;
         transaction.commit().await?;
-        self.listings_changed();
+        self.written(&[updated.id]).await;
         event.publish();
         Ok(updated)
     }
