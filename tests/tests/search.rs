@@ -169,8 +169,8 @@ async fn hostile_queries_are_plain_words(backend: Backend) {
     ] {
         hub.endpoint(&alice, json!({"name": name, "type": "model", "description": description})).await;
     }
-    // FTS5 and tsquery syntax is text: operators are words, quotes and stars separators (`ima*`
-    // is the whole word "ima"; only the last word matches as a prefix).
+    // Query syntax (FTS5's, tsquery's) is text: operators are words, quotes and stars separators
+    // (`ima*` is the whole word "ima"; only the last word matches as a prefix).
     let cases: [(&str, &[&str]); 10] = [
         ("NEAR(image chat)", &["chat-agent", "image-classifier", "near-field-sensor"]),
         ("image AND chat", &["and-gate", "chat-agent", "image-classifier"]),

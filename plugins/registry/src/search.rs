@@ -8,7 +8,8 @@
 //! FTS5 counts every match of each word for its IDF and merges every list of a prefix, and
 //! PostgreSQL reads each candidate's `tsvector` from the heap. Measured at 100 000 endpoints, a
 //! word in half of them took 14–22 ms on SQLite and 5–8 ms on PostgreSQL from one client, and
-//! 54–249 ms (p99) under 16. Here a query walks at most [`RANKED_MATCHES`] postings per word.
+//! 54–249 ms (p99) under 16. Here a query walks its words' lists from the newest down until it
+//! has [`RANKED_MATCHES`] matches that the filters (type, suspended organizations) let through.
 //!
 //! Matching: user input never reaches a query language. It is cut into letter-and-digit words
 //! ([`words`]), OR-ed; each matches whole words, the last also as a prefix (the word being
@@ -23,9 +24,10 @@
 //!   before the write answers, so a writer's next search sees its change;
 //! - anything else (another instance's writes, endpoints deleted with their owner): a search
 //!   more than `[plugins.registry] listing_cache_seconds` after the last comparison (or after
-//!   a user or an organization changed here) compares how many endpoints are discoverable and
-//!   their newest change with the index's, and reloads what differs. Every registry write sets
-//!   `updated_at`, so a change shows in one of the two.
+//!   a user or an organization changed here) reloads the endpoints changed since a minute
+//!   before the newest change the index holds, and if the number of discoverable endpoints
+//!   still differs, every endpoint whose last change differs ([`SearchIndex::compare`]). Every
+//!   registry write sets `updated_at`.
 //!
 //! Memory: 8 bytes per distinct word of each indexed endpoint in its word's list, 4 in the
 //! endpoint's own list, and each distinct word once (about 4.5 MB per 10 000 endpoints of the
@@ -36,7 +38,10 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use thub_plugin_sdk::Clock;
 
 use crate::entity::endpoint;
@@ -56,6 +61,11 @@ type Fields = u8;
 
 /// Endpoints loaded from the database per query.
 const LOAD_BATCH: u64 = 1_000;
+
+/// How far behind the newest change the index holds a change may be stamped and still be
+/// found by a comparison (see [`SearchIndex::compare`]): the longest write transaction, and the
+/// most instances' clocks may differ.
+const SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
 /// Relevance in [0, 1] of a match whose query words were found in these fields, one entry per
 /// word: for each query word, the weight of the best field holding a word it [`matches`] (0 if
@@ -137,6 +147,8 @@ pub(crate) struct SearchIndex {
 struct Contents {
     /// When the index was last compared with the database (`None`: never built, or doubted).
     checked: Option<DateTime<Utc>>,
+    /// How many times the index was doubted ([`SearchIndex::doubt`]).
+    doubts: u64,
     /// Whether the index was ever built.
     built: bool,
     /// Every distinct word, in order (a prefix is a range), with its number.
@@ -238,7 +250,9 @@ impl SearchIndex {
     /// Has the next search compare the index with the database: something may have changed
     /// that no refresh announces (an owner deleted with its endpoints).
     pub(crate) fn doubt(&self) {
-        self.write().checked = None;
+        let mut contents = self.write();
+        contents.checked = None;
+        contents.doubts += 1;
     }
 
     /// Builds the index, or compares it with the database and reloads what differs.
@@ -248,41 +262,71 @@ impl SearchIndex {
             return Ok(()); // Whoever held the turn before did it.
         }
         let started = self.clock.now();
+        let doubts = self.read().doubts;
         if self.read().built {
-            let stored: Option<(i64, Option<DateTime<Utc>>)> = endpoint::Entity::find()
-                .select_only()
-                .column_as(endpoint::Column::Id.count(), "endpoints")
-                .column_as(endpoint::Column::UpdatedAt.max(), "newest")
-                .filter(discoverable())
-                .into_tuple()
-                .one(db)
-                .await?;
-            let (count, newest) = stored.unwrap_or_default();
-            if (usize::try_from(count).unwrap_or_default(), newest) != self.read().summary() {
-                self.reconcile(db).await?;
-            }
+            self.compare(db).await?;
         } else {
-            let mut after = 0;
-            loop {
-                let rows = endpoint::Entity::find()
-                    .filter(discoverable())
-                    .filter(endpoint::Column::Id.gt(after))
-                    .order_by_asc(endpoint::Column::Id)
-                    .limit(LOAD_BATCH)
-                    .all(db)
-                    .await?;
-                let Some(last) = rows.last() else { break };
-                after = last.id;
-                let prepared: Vec<Prepared> = rows.into_iter().map(Prepared::of).collect();
-                self.write().apply(prepared);
-            }
-            self.write().built = true;
+            self.build(db).await?;
         }
-        self.write().checked = Some(started);
+        // A doubt raised meanwhile may concern what was read before it: it stands.
+        let mut contents = self.write();
+        if contents.doubts == doubts {
+            contents.checked = Some(started);
+        }
         Ok(())
     }
 
-    /// Reloads the endpoints whose last change differs from the index's, and drops those no
+    /// Loads every discoverable endpoint, a batch at a time.
+    async fn build(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        {
+            // What a build that failed half-way loaded may be out of date by now.
+            let mut contents = self.write();
+            let doubts = contents.doubts;
+            *contents = Contents { doubts, ..Contents::default() };
+        }
+        let mut after = 0;
+        loop {
+            let rows = endpoint::Entity::find()
+                .filter(discoverable())
+                .filter(endpoint::Column::Id.gt(after))
+                .order_by_asc(endpoint::Column::Id)
+                .limit(LOAD_BATCH)
+                .all(db)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let prepared: Vec<Prepared> = rows.into_iter().map(Prepared::of).collect();
+            self.write().apply(prepared);
+        }
+        self.write().built = true;
+        Ok(())
+    }
+
+    /// Compares the index with the database, reloading what differs: the endpoints changed
+    /// within [`SKEW`] of the newest change the index holds (a later commit of an earlier
+    /// change, or another instance's clock running behind, falls there), and, when the number
+    /// of discoverable endpoints still differs, every endpoint whose last change differs.
+    async fn compare(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let newest = self.read().endpoints.values().map(|indexed| indexed.updated_at).max();
+        let mut recent = endpoint::Entity::find()
+            .select_only()
+            .column(endpoint::Column::Id)
+            .column(endpoint::Column::UpdatedAt)
+            .filter(discoverable());
+        if let Some(newest) = newest {
+            recent = recent.filter(endpoint::Column::UpdatedAt.gte(newest - SKEW));
+        }
+        let recent: Vec<(i64, DateTime<Utc>)> = recent.into_tuple().all(db).await?;
+        let changed = self.read().differing(&recent);
+        self.reload(db, &[], &changed).await?;
+        let count = endpoint::Entity::find().filter(discoverable()).count(db).await?;
+        if usize::try_from(count).ok() != Some(self.read().endpoints.len()) {
+            self.reconcile(db).await?;
+        }
+        Ok(())
+    }
+
+    /// Reloads every endpoint whose last change differs from the index's, and drops those no
     /// longer discoverable.
     async fn reconcile(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let stored: Vec<(i64, DateTime<Utc>)> = endpoint::Entity::find()
@@ -297,19 +341,20 @@ impl SearchIndex {
             let contents = self.read();
             let kept: HashSet<i64> = stored.iter().map(|(id, _)| *id).collect();
             let gone: Vec<i64> = contents.endpoints.keys().copied().filter(|id| !kept.contains(id)).collect();
-            let changed: Vec<i64> = stored
-                .iter()
-                .filter(|(id, updated_at)| {
-                    contents.endpoints.get(id).is_none_or(|known| known.updated_at != *updated_at)
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            (gone, changed)
+            (gone, contents.differing(&stored))
         };
-        let prepared = Self::read_endpoints(db, &changed).await?;
+        self.reload(db, &gone, &changed).await
+    }
+
+    /// Drops the endpoints `gone` and reads the endpoints `changed` again, applied in one step.
+    async fn reload(&self, db: &DatabaseConnection, gone: &[i64], changed: &[i64]) -> Result<(), DbErr> {
+        if gone.is_empty() && changed.is_empty() {
+            return Ok(());
+        }
+        let prepared = Self::read_endpoints(db, changed).await?;
         let mut contents = self.write();
-        contents.remove_all(&gone);
-        contents.remove_all(&changed);
+        contents.remove_all(gone);
+        contents.remove_all(changed);
         contents.apply(prepared);
         Ok(())
     }
@@ -321,12 +366,8 @@ impl SearchIndex {
         if !self.read().built {
             return Ok(()); // The first search builds it from the database as it is then.
         }
-        let prepared = Self::read_endpoints(db, ids).await?;
         // Applied at once, so a search meanwhile finds each endpoint as it was or as it is.
-        let mut contents = self.write();
-        contents.remove_all(ids);
-        contents.apply(prepared);
-        Ok(())
+        self.reload(db, &[], ids).await
     }
 
     /// The endpoints `ids` as stored (those deleted are missing), ready for the index.
@@ -341,28 +382,31 @@ impl SearchIndex {
 }
 
 impl Contents {
-    /// How many endpoints are indexed, and their newest change: what the database says of
-    /// discoverable endpoints when the index is in step.
-    fn summary(&self) -> (usize, Option<DateTime<Utc>>) {
-        (self.endpoints.len(), self.endpoints.values().map(|indexed| indexed.updated_at).max())
+    /// Which of the `stored` endpoints (id, last change) the index holds otherwise, or not.
+    fn differing(&self, stored: &[(i64, DateTime<Utc>)]) -> Vec<i64> {
+        stored
+            .iter()
+            .filter(|(id, updated_at)| self.endpoints.get(id).is_none_or(|known| known.updated_at != *updated_at))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Puts each endpoint in the index as it was read: in it if discoverable, else out.
     fn apply(&mut self, prepared: Vec<Prepared>) {
-        for endpoint in prepared {
-            self.remove(endpoint.id);
-            if !endpoint.discoverable {
-                continue;
-            }
+        let ids: Vec<i64> = prepared.iter().map(|endpoint| endpoint.id).collect();
+        self.remove_all(&ids);
+        // Appended, then each list that got an id below its last sorted once (a build appends
+        // in id order and sorts nothing).
+        let mut unsorted: HashSet<u32> = HashSet::new();
+        for endpoint in prepared.into_iter().filter(|endpoint| endpoint.discoverable) {
             let mut words = Vec::with_capacity(endpoint.words.len());
             for (word, fields) in endpoint.words {
                 let number = self.number(word);
                 let list = &mut self.postings[number as usize];
-                let posting = (endpoint.id as u64) << 4 | u64::from(fields);
-                match list.binary_search_by_key(&endpoint.id, |posting| (posting >> 4) as i64) {
-                    Ok(at) => list[at] = posting,
-                    Err(at) => list.insert(at, posting),
+                if list.last().is_some_and(|last| (last >> 4) as i64 > endpoint.id) {
+                    unsorted.insert(number);
                 }
+                list.push((endpoint.id as u64) << 4 | u64::from(fields));
                 words.push(number);
             }
             let indexed = Indexed {
@@ -373,21 +417,24 @@ impl Contents {
             };
             self.endpoints.insert(endpoint.id, indexed);
         }
-    }
-
-    fn remove_all(&mut self, ids: &[i64]) {
-        for id in ids {
-            self.remove(*id);
+        for number in unsorted {
+            self.postings[number as usize].sort_unstable();
         }
     }
 
-    fn remove(&mut self, id: i64) {
-        let Some(indexed) = self.endpoints.remove(&id) else { return };
-        for number in indexed.words {
-            let list = &mut self.postings[number as usize];
-            if let Ok(at) = list.binary_search_by_key(&id, |posting| (posting >> 4) as i64) {
-                list.remove(at);
+    /// Takes the endpoints `ids` out of the index: each list they were in is walked once.
+    fn remove_all(&mut self, ids: &[i64]) {
+        let mut gone: HashSet<i64> = HashSet::new();
+        let mut lists: HashSet<u32> = HashSet::new();
+        for id in ids {
+            if let Some(indexed) = self.endpoints.remove(id) {
+                gone.insert(*id);
+                lists.extend(indexed.words.iter());
             }
+        }
+        for number in lists {
+            let list = &mut self.postings[number as usize];
+            list.retain(|posting| !gone.contains(&((posting >> 4) as i64)));
             if list.is_empty() {
                 *list = Vec::new(); // Its memory too.
                 if let Some(spelling) = self.spellings[number as usize].take() {

@@ -202,12 +202,13 @@ impl RegistryService {
     /// After a write's commit: empties the read caches and brings the search index up to date
     /// for the endpoints `ids` (created, changed or deleted).
     async fn written(&self, ids: &[i64]) {
-        self.listings_changed();
         if let Err(error) = self.index.refresh(&self.db, ids).await {
-            // The write stands; the next search compares the whole index with the database.
+            // The write stands; the next search compares the index with the database.
             tracing::warn!(%error, "refreshing the search index failed");
             self.index.doubt();
         }
+        // After the refresh, so no answer found in the index as it was stays cached.
+        self.listings_changed();
     }
 
     /// Tells the registry that what public listings show changed (a star, after its commit):
@@ -330,14 +331,16 @@ impl RegistryService {
         let limit = usize::try_from(top_k).unwrap_or(usize::MAX);
         let found = self.index.search(&self.db, words, kind, &hidden, limit).await?;
         let ids: Vec<i64> = found.hits.iter().map(|(id, _)| *id).collect();
-        let mut stored: HashMap<i64, endpoint::Model> = endpoint::Entity::find()
+        // Read with discovery's rule again: what another instance made private a moment ago
+        // may still be in the index, and is left out.
+        let mut stored: HashMap<i64, endpoint::Model> = self
+            .discoverable(kind, &hidden)
             .filter(endpoint::Column::Id.is_in(ids))
             .all(&self.db)
             .await?
             .into_iter()
             .map(|model| (model.id, model))
             .collect();
-        // An endpoint another instance deleted a moment ago may still be in the index: skipped.
         let (endpoints, scores): (Vec<_>, Vec<_>) =
             found.hits.into_iter().filter_map(|(id, score)| Some((stored.remove(&id)?, score))).unzip();
         let owners = self.owner_names(&endpoints).await?;

@@ -110,9 +110,8 @@ impl Catalog {
             }
         }
         // PostgreSQL plans from statistics, which autovacuum refreshes a minute or so after a
-        // bulk load; measured right after seeding, the planner would guess 0.5 % of rows match a
-        // word and read every match through the GIN index (148 ms at 100 000 endpoints) instead
-        // of walking the primary key for the newest 500 (0.2 ms). Refresh them as it would.
+        // bulk load; measured right after seeding, the planner would still plan for an empty
+        // table. Refresh them as it would.
         if hub.hub.db.get_database_backend() == sea_orm::DbBackend::Postgres {
             hub.hub.db.execute_unprepared("ANALYZE endpoints").await.expect("ANALYZE");
         }

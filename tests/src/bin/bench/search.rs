@@ -88,8 +88,8 @@ async fn scenarios(server: &TestServer, uncached: &TestServer, options: &Options
     for (name, request) in scenarios {
         results.push(measure(&name, concurrency, duration, request).await);
     }
-    // The targets' two queries ranked by the database every time; from one client too: latency
-    // without queueing behind the others.
+    // The targets' two queries ranked anew every time (no cached answers); from one client too:
+    // latency without queueing behind the others.
     for clients in [concurrency, 1] {
         for query in [COMMON_WORD, THREE_WORDS] {
             let name = format!("search \"{query}\", uncached, {clients} client(s)");
