@@ -13,7 +13,7 @@
 //!
 //! Matching: user input never reaches a query language. It is cut into letter-and-digit words
 //! ([`words`]), OR-ed; each matches whole words, the last also as a prefix (the word being
-//! typed).
+//! typed). Case and accents do not count ([`fold`]).
 //!
 //! Ranking, bounded: at most [`RANKED_MATCHES`] matches are ranked, the most recently created
 //! ones; `total` counts within that window. Each gets a relevance in [0, 1] (see [`score`]):
@@ -30,8 +30,7 @@
 //!   registry write sets `updated_at`.
 //!
 //! Memory: 8 bytes per distinct word of each indexed endpoint in its word's list, 4 in the
-//! endpoint's own list, and each distinct word once (about 4.5 MB per 10 000 endpoints of the
-//! bench's catalogue: see `scripts/bench memory`).
+//! endpoint's own list, about 100 per endpoint, and each distinct word once.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::ops::Bound;
@@ -43,6 +42,7 @@ use sea_orm::{
     QuerySelect,
 };
 use thub_plugin_sdk::Clock;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::entity::endpoint;
 use crate::model::{EndpointKind, Visibility};
@@ -85,35 +85,51 @@ fn score(found: &[Fields]) -> f64 {
     found.iter().map(|fields| best(*fields)).sum::<f64>() / found.len() as f64
 }
 
-/// Whether `word` (lowercase) is matched by a query of `query_words`, the way search matches:
-/// equal to one of them, or starting with the last.
+/// Whether `word` (a run of letters and digits) is matched by a query of `query_words` (see
+/// [`words`]), the way search matches: once [`fold`]ed, equal to one of them, or starting with
+/// the last.
 pub fn matches(query_words: &[String], word: &str) -> bool {
-    (0..query_words.len()).any(|index| matched_by(query_words, index, word))
+    let word = fold(word);
+    (0..query_words.len()).any(|index| matched_by(query_words, index, &word))
 }
+
+/// A word as search compares it: lowercase, accents dropped, so "Café", "CAFÉ" and "cafe" are
+/// one word (as SQLite's FTS5 with `remove_diacritics` had it).
+pub fn fold(word: &str) -> String {
+    if word.is_ascii() {
+        return word.to_ascii_lowercase();
+    }
+    // Only the accents of Latin, Greek and Cyrillic letters: kana's voicing marks, say, make
+    // other letters, and stay.
+    word.nfd().filter(|c| !ACCENTS.contains(c)).nfc().flat_map(char::to_lowercase).collect()
+}
+
+/// The Combining Diacritical Marks block.
+const ACCENTS: std::ops::RangeInclusive<char> = '\u{300}'..='\u{36f}';
 
 fn matched_by(query_words: &[String], index: usize, word: &str) -> bool {
     let query_word = query_words[index].as_str();
     if index + 1 == query_words.len() { word.starts_with(query_word) } else { word == query_word }
 }
 
-/// The distinct words of an endpoint's fields (runs of letters and digits, lowercased), each
+/// The distinct words of an endpoint's fields (runs of letters and digits, [`fold`]ed), each
 /// with the fields it is in.
 fn indexed_words(fields: [&str; 4]) -> HashMap<String, Fields> {
     let mut words: HashMap<String, Fields> = HashMap::new();
     for (field, text) in fields.iter().enumerate() {
         for word in text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()) {
-            *words.entry(word.to_lowercase()).or_default() |= 1 << field;
+            *words.entry(fold(word)).or_default() |= 1 << field;
         }
     }
     words
 }
 
-/// The words of a query: runs of Unicode letters and digits, lowercased, at most 64 characters
-/// each, de-duplicated. Everything else (quotes, operators, `%`, `_`, `*`) is a separator.
+/// The words of a query: runs of Unicode letters and digits, at most 64 characters each,
+/// [`fold`]ed, de-duplicated. Everything else (quotes, operators, `%`, `_`, `*`) is a separator.
 pub fn words(query: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for word in query.split(|c: char| !c.is_alphanumeric()) {
-        let word: String = word.chars().take(64).collect::<String>().to_lowercase();
+        let word = fold(&word.chars().take(64).collect::<String>());
         if !word.is_empty() && !words.contains(&word) {
             words.push(word);
         }
@@ -561,6 +577,7 @@ mod tests {
         let query = words("image class");
         assert!(matches(&query, "image") && matches(&query, "classifier"));
         assert!(!matches(&query, "images") && !matches(&query, "clas"));
+        assert!(matches(&words("cafe"), "Café") && matches(&words("café"), "CAFE"));
     }
 
     #[test]
@@ -568,7 +585,8 @@ mod tests {
         assert_eq!(words("Image  classification!"), ["image", "classification"]);
         assert_eq!(words("a% OR _b \"c\"* NEAR(d)"), ["a", "or", "b", "c", "near", "d"]);
         assert_eq!(words("'; DROP TABLE endpoints; --"), ["drop", "table", "endpoints"]);
-        assert_eq!(words("Ünïcödé 数据 データ"), ["ünïcödé", "数据", "データ"]);
+        assert_eq!(words("Ünïcödé 数据 データ"), ["unicode", "数据", "データ"]);
+        assert_eq!(words("Café CAFÉ cafe"), ["cafe"], "accents and case fold");
         assert!(words("%%% ___ ***").is_empty());
     }
 
