@@ -132,6 +132,34 @@ async fn files_with_types_caching_ranges_and_folders() {
     response.assert_content_type("application/json");
 }
 
+/// Files served whole are kept in memory; an edited file is served as it now is, the same
+/// length and a new modification time included, and its headers follow it.
+#[tokio::test]
+async fn an_edited_file_is_served_as_it_now_is() {
+    let (hub, session) = site().await;
+    let file = hub.dir.path().join("test.html");
+    let first = get(&hub, Some(&session), "/test.html").await;
+    let etag = first.0.headers()["etag"].to_str().unwrap().to_owned();
+    first.assert_text("<p>test page</p>").await;
+    get(&hub, Some(&session), "/test.html").await.assert_text("<p>test page</p>").await;
+
+    // Same length, new bytes, the clock a second on (some file systems count whole seconds).
+    std::fs::write(&file, "<p>edited  page<").unwrap();
+    let later = std::fs::metadata(&file).unwrap().modified().unwrap() + std::time::Duration::from_secs(1);
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(later).unwrap();
+    let edited = get(&hub, Some(&session), "/test.html").await;
+    assert_ne!(edited.0.headers()["etag"].to_str().unwrap(), etag, "the tag follows the file");
+    edited.assert_text("<p>edited  page<").await;
+    get(&hub, Some(&session), "/test.html").await.assert_text("<p>edited  page<").await;
+
+    // Another length.
+    std::fs::write(&file, "<p>shorter</p>").unwrap();
+    get(&hub, Some(&session), "/test.html").await.assert_text("<p>shorter</p>").await;
+    // Gone: not found, whatever was kept.
+    std::fs::remove_file(&file).unwrap();
+    get(&hub, Some(&session), "/test.html").await.assert_status(StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn no_trick_reaches_a_secret() {
     let (hub, session) = site().await;

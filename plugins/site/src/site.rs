@@ -1,12 +1,15 @@
 //! The fallback that serves the hub folder: login first, then the file with ETag, Last-Modified,
 //! ranges and HEAD; a 404 page for browsers and JSON for API clients.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use poem::error::StaticFileError;
-use poem::http::{Method, StatusCode, header};
+use poem::http::{HeaderMap, Method, StatusCode, header};
 use poem::web::{StaticFileRequest, StaticFileResponse};
 use poem::{Body, FromRequest, IntoResponse, Request, Response};
 use thub_plugin_sdk::html::wants_html;
@@ -24,11 +27,80 @@ pub(crate) struct Site {
     canonical_data_dir: OnceLock<PathBuf>,
     deny: Vec<String>,
     reloads: Option<Reloads>,
+    served: Mutex<Served>,
 }
+
+/// Small files as last served, by path: a plain `GET` of a file whose modification time and
+/// length are unchanged (one `stat`) is answered from here, with no blocking task and no file
+/// opened, which was most of what such a request cost. Anything else (ranges, conditions, `HEAD`,
+/// a changed file) takes the full path, which fills it again. At most [`SERVED_BYTES`]; past
+/// that it starts over.
+#[derive(Default)]
+struct Served {
+    bytes: usize,
+    files: HashMap<PathBuf, Arc<ServedFile>>,
+}
+
+/// A file's answer (headers and bytes) and the metadata it was read with.
+struct ServedFile {
+    modified: SystemTime,
+    len: u64,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Most bytes of files kept in [`Served`].
+const SERVED_BYTES: usize = 32 * 1024 * 1024;
+
+/// Request headers that ask for more than the whole file (ranges, conditions): answered by the
+/// full path.
+const CONDITIONS: [header::HeaderName; 6] = [
+    header::RANGE,
+    header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+];
 
 impl Site {
     pub(crate) fn new(root: PathBuf, data_dir: PathBuf, deny: Vec<String>, reloads: Option<Reloads>) -> Self {
-        Self { root, data_dir, canonical_data_dir: OnceLock::new(), deny, reloads }
+        Self { root, data_dir, canonical_data_dir: OnceLock::new(), deny, reloads, served: Mutex::default() }
+    }
+
+    fn served(&self) -> std::sync::MutexGuard<'_, Served> {
+        self.served.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The answer kept for `path`, if the file is unchanged since.
+    fn served_unchanged(&self, path: &Path) -> Option<Response> {
+        let kept = self.served().files.get(path).cloned()?;
+        let unchanged = std::fs::metadata(path)
+            .is_ok_and(|now| now.len() == kept.len && now.modified().is_ok_and(|modified| modified == kept.modified));
+        if !unchanged {
+            return None;
+        }
+        let mut response = Response::builder().status(StatusCode::OK).body(Body::from_bytes(kept.body.clone()));
+        *response.headers_mut() = kept.headers.clone();
+        Some(response)
+    }
+
+    /// Keeps `response`, the whole file as read, for the next plain `GET` of `path`.
+    fn keep(&self, path: PathBuf, response: &Response, whole: ReadWhole) {
+        let mut served = self.served();
+        if served.bytes + whole.body.len() > SERVED_BYTES {
+            *served = Served::default();
+        }
+        served.bytes += whole.body.len();
+        let file = ServedFile {
+            modified: whole.modified,
+            len: whole.len,
+            headers: response.headers().clone(),
+            body: whole.body,
+        };
+        if let Some(replaced) = served.files.insert(path, Arc::new(file)) {
+            served.bytes -= replaced.body.len();
+        }
     }
 
     /// The data folder as [`resolve`] compares it: canonical once it exists, resolved once.
@@ -127,26 +199,30 @@ impl Site {
             response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             return Ok(response);
         }
+        let plain =
+            request.method() == Method::GET && !CONDITIONS.iter().any(|name| request.headers().contains_key(name));
+        if plain && let Some(response) = self.served_unchanged(&path) {
+            return Ok(response);
+        }
         let is_python = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("py"));
         let conditions = StaticFileRequest::from_request_without_body(request).await?;
         // no-cache: browsers revalidate with the ETag each time (a cheap 304), so edits show at
         // once, yet large PyScript and Pyodide assets are not downloaded again.
-        let served = tokio::task::spawn_blocking(move || open(conditions, &path))
+        let opened = path.clone();
+        let (response, whole) = tokio::task::spawn_blocking(move || open(conditions, &opened))
             .await
-            .map_err(|error| ApiError::internal(format!("static file task: {error}")))?;
-        match served {
-            Ok(response) => {
-                let mut response = response.into_response();
-                // PyScript fetches .py files; name them as Python (mime_guess says text/plain).
-                if is_python && response.status().is_success() {
-                    response
-                        .headers_mut()
-                        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/x-python; charset=utf-8"));
-                }
-                Ok(response)
-            }
-            Err(error) => Err(error.into()),
+            .map_err(|error| ApiError::internal(format!("static file task: {error}")))??;
+        let mut response = response.into_response();
+        // PyScript fetches .py files; name them as Python (mime_guess says text/plain).
+        if is_python && response.status().is_success() {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/x-python; charset=utf-8"));
         }
+        if let Some(whole) = whole.filter(|_| plain && response.status() == StatusCode::OK) {
+            self.keep(path, &response, whole);
+        }
+        Ok(response)
     }
 }
 
@@ -155,9 +231,22 @@ impl Site {
 /// most of the time such a request took.
 const READ_WHOLE_BYTES: u64 = 256 * 1024;
 
+/// A small file read whole, with the metadata it had just before.
+struct ReadWhole {
+    modified: SystemTime,
+    len: u64,
+    body: Bytes,
+}
+
 /// The response for `path` under the request's conditions (ETag, Last-Modified, ranges), on a
-/// blocking thread.
-fn open(conditions: StaticFileRequest, path: &Path) -> Result<StaticFileResponse, StaticFileError> {
+/// blocking thread; and the file read whole, if it is small and was served whole.
+fn open(
+    conditions: StaticFileRequest,
+    path: &Path,
+) -> Result<(StaticFileResponse, Option<ReadWhole>), StaticFileError> {
+    // Read before the headers are made and compared after the bytes are read: the file is kept
+    // only if nothing changed in between, so its headers (ETag) and bytes agree.
+    let before = std::fs::metadata(path)?;
     match conditions.create_response(path, true, true)? {
         StaticFileResponse::Ok {
             body,
@@ -169,20 +258,30 @@ fn open(conditions: StaticFileRequest, path: &Path) -> Result<StaticFileResponse
             cache_control,
         } if content_length <= READ_WHOLE_BYTES => {
             drop(body);
-            let data = std::fs::read(path)?;
+            let data = Bytes::from(std::fs::read(path)?);
             // A file rewritten in between is served as it is now; its ETag catches up on the next
-            // request.
-            Ok(StaticFileResponse::Ok {
+            // request, and it is not kept.
+            let after = std::fs::metadata(path)?;
+            let whole = match (before.modified(), after.modified()) {
+                (Ok(modified), Ok(still))
+                    if modified == still && before.len() == after.len() && after.len() == data.len() as u64 =>
+                {
+                    Some(ReadWhole { modified, len: after.len(), body: data.clone() })
+                }
+                _ => None,
+            };
+            let response = StaticFileResponse::Ok {
                 content_length: data.len() as u64,
-                body: Body::from_vec(data),
+                body: Body::from_bytes(data),
                 content_type,
                 etag,
                 last_modified,
                 content_range: None,
                 cache_control,
-            })
+            };
+            Ok((response, whole))
         }
-        response => Ok(response),
+        response => Ok((response, None)),
     }
 }
 
