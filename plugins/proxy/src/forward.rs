@@ -204,7 +204,6 @@ impl Endpoint for ProxyEndpoint {
         let has_body =
             declared.is_some_and(|length| length > 0) || request.headers().contains_key(header::TRANSFER_ENCODING);
 
-        tracing::info!(api_name = api, path = rest, method = %method, username = %principal.username, "proxy_request");
         let mut outgoing = upstream.client.request(method.clone(), url).headers(headers);
         if has_body {
             outgoing = outgoing.body(reqwest::Body::wrap_stream(body));
@@ -247,7 +246,15 @@ impl Endpoint for ProxyEndpoint {
             }
             Ok(Ok(answer)) => answer,
         };
-        tracing::info!(api_name = api, status_code = answer.status().as_u16(), "proxy_response");
+        // One line per proxied request, beside the access log's: who used which API.
+        tracing::info!(
+            api_name = api,
+            path = rest,
+            method = %method,
+            username = %principal.username,
+            status_code = answer.status().as_u16(),
+            "proxy_response"
+        );
 
         let mut response = Response::builder().status(answer.status()).finish();
         for (name, value) in answer.headers() {

@@ -14,8 +14,8 @@
 //!   for that API, 502 upstream unreachable, 504 upstream too slow.
 //! - Config: `[plugins.proxy]` `max_body_bytes`; `[plugins.proxy.apis.<name>]` `base_url`,
 //!   `headers` (values may be `${env:NAME}` or `${file:PATH}`), `timeout_seconds`, `methods`.
-//! - Logs `proxy_request` / `proxy_response` (API, path, method, user, status) — never headers,
-//!   query strings or bodies.
+//! - Logs one `proxy_response` line per answered request (API, path, method, user, status;
+//!   failures a warning instead) — never headers, query strings or bodies.
 
 mod config;
 mod forward;
