@@ -10,6 +10,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// A configured number of seconds as a duration, saturating: a setting too large for chrono
+/// means "as good as forever", never an overflow.
+pub fn seconds(seconds: u64) -> Duration {
+    Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
+}
+
 /// The wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

@@ -64,7 +64,7 @@ pub use auth::{
 #[cfg(not(target_arch = "wasm32"))]
 pub use broker::{Broker, BrokerMessage};
 #[cfg(not(target_arch = "wasm32"))]
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, seconds};
 #[cfg(not(target_arch = "wasm32"))]
 pub use error::{ApiError, ErrorBody, FieldError, InternalErrorReport, current_request_id, with_request_id};
 #[cfg(not(target_arch = "wasm32"))]

@@ -117,7 +117,7 @@ impl AuthCache {
     /// false when a Redis subscription must confirm it first.
     pub(crate) fn new(seconds: u64, capacity: usize, clock: Arc<dyn Clock>, live: bool) -> Self {
         Self {
-            lifetime: chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000)),
+            lifetime: thub_plugin_sdk::seconds(seconds),
             capacity: capacity.max(1),
             clock,
             state: Mutex::new(State {

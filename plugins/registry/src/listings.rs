@@ -116,12 +116,7 @@ impl Page {
 impl<V: Weigh + Send + Sync + 'static> ListingCache<V> {
     /// Entries live `seconds` (0: nothing is cached); at most `max_bytes` of them.
     pub fn new(seconds: u64, max_bytes: usize, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            lifetime: chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000)),
-            max_bytes,
-            clock,
-            state: Mutex::default(),
-        }
+        Self { lifetime: thub_plugin_sdk::seconds(seconds), max_bytes, clock, state: Mutex::default() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State<V>> {

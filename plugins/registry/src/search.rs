@@ -39,7 +39,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Select,
 };
 use thub_plugin_sdk::Clock;
 use unicode_normalization::UnicodeNormalization;
@@ -222,6 +222,15 @@ fn discoverable() -> Condition {
         .add(endpoint::Column::IsActive.eq(true))
 }
 
+/// Each discoverable endpoint's id and last change: what tells the index what to reload.
+fn stamps() -> Select<endpoint::Entity> {
+    endpoint::Entity::find()
+        .select_only()
+        .column(endpoint::Column::Id)
+        .column(endpoint::Column::UpdatedAt)
+        .filter(discoverable())
+}
+
 impl SearchIndex {
     /// An empty index, built on first use; compared with the database when `lifetime_seconds`
     /// have passed since the last comparison.
@@ -229,7 +238,7 @@ impl SearchIndex {
         Self {
             contents: RwLock::default(),
             changing: tokio::sync::Mutex::new(()),
-            lifetime: chrono::Duration::seconds(i64::try_from(lifetime_seconds).unwrap_or(i64::MAX / 1000)),
+            lifetime: thub_plugin_sdk::seconds(lifetime_seconds),
             clock,
         }
     }
@@ -324,11 +333,7 @@ impl SearchIndex {
     /// of discoverable endpoints still differs, every endpoint whose last change differs.
     async fn compare(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let newest = self.read().endpoints.values().map(|indexed| indexed.updated_at).max();
-        let mut recent = endpoint::Entity::find()
-            .select_only()
-            .column(endpoint::Column::Id)
-            .column(endpoint::Column::UpdatedAt)
-            .filter(discoverable());
+        let mut recent = stamps();
         if let Some(newest) = newest {
             recent = recent.filter(endpoint::Column::UpdatedAt.gte(newest - SKEW));
         }
@@ -345,14 +350,7 @@ impl SearchIndex {
     /// Reloads every endpoint whose last change differs from the index's, and drops those no
     /// longer discoverable.
     async fn reconcile(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        let stored: Vec<(i64, DateTime<Utc>)> = endpoint::Entity::find()
-            .select_only()
-            .column(endpoint::Column::Id)
-            .column(endpoint::Column::UpdatedAt)
-            .filter(discoverable())
-            .into_tuple()
-            .all(db)
-            .await?;
+        let stored: Vec<(i64, DateTime<Utc>)> = stamps().into_tuple().all(db).await?;
         let (gone, changed) = {
             let contents = self.read();
             let kept: HashSet<i64> = stored.iter().map(|(id, _)| *id).collect();
